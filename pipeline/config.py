@@ -1,0 +1,228 @@
+"""The one schema for pipeline.yaml, and the only place YAML is read.
+
+`load_config(path, overrides)` returns a frozen `Config`; every stage takes the narrowest sub-config it needs.
+Unknown keys are rejected, and every error names the dotted key (`train.generator.blocks`) and the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "pipeline.yaml"
+
+
+class _Section(BaseModel):
+    """Strict, immutable config section: unknown keys and wrong types are errors, values never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class OrganizeConfig(_Section):
+    raw: str = "GOPRO_Large"
+    out: str = "data/organized"
+    blur: Literal["blur", "blur_gamma"] = "blur_gamma"
+    link: Literal["hardlink", "symlink", "copy"] = "hardlink"
+
+
+class ShardCounts(_Section):
+    train: int = Field(8, ge=1, le=100_000)
+    test: int = Field(2, ge=1, le=100_000)
+
+
+class ShardConfig(_Section):
+    src: str = "data/organized"
+    out: str = "data/shards"
+    crop_size: int = Field(256, ge=8, le=8192)
+    crops_per_pair: int = Field(4, ge=1, le=10_000)
+    shards: ShardCounts = ShardCounts()
+    seed: int = Field(0, ge=0)
+    encoding: Literal["png", "raw"] = "png"
+    runner: str = "DirectRunner"
+    beam_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class GeneratorConfig(_Section):
+    filters: int = Field(64, ge=1, le=1024)
+    blocks: int = Field(9, ge=0, le=64)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class CriticConfig(_Section):
+    filters: int = Field(64, ge=1, le=1024)
+    updates: int = Field(5, ge=1, le=100)
+    gradient_penalty: float = Field(10.0, ge=0.0)
+
+
+class LossConfig(_Section):
+    perceptual: float = Field(100.0, ge=0.0)
+    adversarial: float = Field(1.0, ge=0.0)
+    pixel: float = Field(0.0, ge=0.0)
+    perceptual_weights: str = "imagenet"  # imagenet | none | path/to/weights.h5
+
+
+class OptimizerConfig(_Section):
+    lr: float = Field(1.0e-4, gt=0.0)
+    beta_1: float = Field(0.5, ge=0.0, lt=1.0)
+    beta_2: float = Field(0.999, ge=0.0, lt=1.0)
+    decay_start: int = Field(150_000, ge=0)
+
+
+class TrainConfig(_Section):
+    data: str = "data/shards"
+    run_dir: str = "runs/deblurgan"
+    batch_size: int = Field(16, ge=1)
+    steps: int = Field(300_000, ge=1)
+    crop_size: int = Field(256, ge=4)
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
+    mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    generator: GeneratorConfig = GeneratorConfig()
+    critic: CriticConfig = CriticConfig()
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    checkpoint_every: int = Field(1000, ge=1)
+    version_every: int = Field(5000, ge=1)
+    keep_versions: int = Field(10, ge=1)
+    log_every: int = Field(50, ge=1)
+    seed: int = Field(0, ge=0)
+    skip_corrupt: bool = False
+
+    @model_validator(mode="after")
+    def _crop_fits_generator(self) -> TrainConfig:
+        if self.crop_size % 4:
+            raise ValueError(f"crop_size={self.crop_size} must be divisible by 4 (two stride-2 stages)")
+        return self
+
+
+class EvaluateConfig(_Section):
+    src: str = "data/organized"
+    split: str = "test"
+    crop_border: int = Field(0, ge=0)
+    batch_size: int = Field(4, ge=1)
+
+
+class Config(_Section):
+    organize: OrganizeConfig = OrganizeConfig()
+    shard: ShardConfig = ShardConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    """One line per problem, each naming the dotted key and the offending value."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        value = e.get("input")
+        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{source}: {key}: {msg}{shown}")
+    return "; ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `dotted.key=value` into its key path and YAML-scalar value."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value, e.g. train.steps=200")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {raw!r} is not a YAML scalar ({exc.__class__.__name__})") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `data` with each `dotted.key=value` applied (the schema validates the result)."""
+    out = _deep_copy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[: i + 1])} is not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a pipeline.yaml mapping; an empty file is an empty mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    if any(not isinstance(k, str) for k in data):
+        raise ConfigError(f"{path}: section names must be strings")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load and validate pipeline.yaml (or the defaults) with `--set` overrides applied.
+
+    `path=None` reads `pipeline.yaml` from the working directory when it exists, else the built-in defaults.
+    """
+    if path is None:
+        default = Path(DEFAULT_CONFIG_NAME)
+        source_path = default if default.is_file() else None
+    else:
+        source_path = Path(path)
+    data = read_yaml(source_path) if source_path is not None else {}
+    source = str(source_path) if source_path is not None else "<defaults>"
+    if overrides:
+        data = apply_overrides(data, list(overrides))
+        source += " with --set"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+    except (TypeError, ValueError, RecursionError) as exc:  # pathological YAML (e.g. unhashable keys)
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def config_to_dict(cfg: BaseModel) -> dict[str, Any]:
+    """Plain-data view of a config (for meta.json, dataset.json and config hashes)."""
+    return cfg.model_dump(mode="json")
+
+
+def with_flags(section: _Section, **flags: Any) -> Any:
+    """Return `section` with the command-line flags that were given (not None) applied and re-validated."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if not given:
+        return section
+    try:
+        return type(section).model_validate({**section.model_dump(), **given})
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, "command line")) from None
