@@ -5,7 +5,7 @@ Commands parse flags, load pipeline.yaml, and call one library function; heavy i
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,15 +22,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="pipeline.yaml to read (default: ./pipeline.yaml).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="pipeline.yaml to read (default: ./pipeline.yaml).")
+]
 
 
-class Blur(str, Enum):
+class Blur(StrEnum):
     blur = "blur"
     blur_gamma = "blur_gamma"
 
 
-class Link(str, Enum):
+class Link(StrEnum):
     hardlink = "hardlink"
     symlink = "symlink"
     copy = "copy"
@@ -53,10 +55,16 @@ def main(
 
 @app.command()
 def organize(
-    raw: Annotated[Path | None, typer.Option("--raw", help="GOPRO_Large root (train/ and test/ scene folders).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Organized output dir (A/ B/ + manifest).")] = None,
+    raw: Annotated[
+        Path | None, typer.Option("--raw", help="GOPRO_Large root (train/ and test/ scene folders).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Organized output dir (A/ B/ + manifest).")
+    ] = None,
     blur: Annotated[Blur | None, typer.Option("--blur", help="Blurred source folder.")] = None,
-    link: Annotated[Link | None, typer.Option("--link", help="How files reach OUT (hardlink falls back to copy).")] = None,
+    link: Annotated[
+        Link | None, typer.Option("--link", help="How files reach OUT (hardlink falls back to copy).")
+    ] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Also decode every image, on all cores.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Any reject: exit 1 and write nothing.")] = False,
     config: ConfigOpt = None,
@@ -80,7 +88,9 @@ def organize(
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option("--out", help="Where to write the GOPRO_Large-layout tree.")],
-    scenes: Annotated[int, typer.Option("--scenes", min=2, help="Scenes in all; the last quarter go to test.")] = 4,
+    scenes: Annotated[
+        int, typer.Option("--scenes", min=2, help="Scenes in all; the last quarter go to test.")
+    ] = 4,
     frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per scene.")] = 4,
     size: Annotated[str, typer.Option("--size", help="Frame size WxH.")] = "320x180",
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
@@ -96,9 +106,15 @@ def sample(
 def synthesize(
     frames: Annotated[Path, typer.Option("--frames", help="Sharp high-fps frames: SPLIT/SCENE/NNNNNN.png.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the GOPRO_Large-layout tree.")],
-    window: Annotated[str, typer.Option("--window", help="Sub-frames averaged per blurred frame: N or LO..HI.")] = "7..13",
-    gamma: Annotated[float, typer.Option("--gamma", min=1.0, help="Gamma for blur_gamma (linear-light mean).")] = 2.2,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for window sizes when a range is given.")] = 0,
+    window: Annotated[
+        str, typer.Option("--window", help="Sub-frames averaged per blurred frame: N or LO..HI.")
+    ] = "7..13",
+    gamma: Annotated[
+        float, typer.Option("--gamma", min=1.0, help="Gamma for blur_gamma (linear-light mean).")
+    ] = 2.2,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed for window sizes when a range is given.")
+    ] = 0,
 ) -> None:
     """Average real sharp high-frame-rate frames into GOPRO_Large-style blur/blur_gamma/sharp triples."""
     with cli_errors():
@@ -110,14 +126,24 @@ def synthesize(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def shard(
     ctx: typer.Context,
-    src: Annotated[str | None, typer.Option("--src", help="Organized dir (reads its manifest.jsonl).")] = None,
+    src: Annotated[
+        str | None, typer.Option("--src", help="Organized dir (reads its manifest.jsonl).")
+    ] = None,
     out: Annotated[str | None, typer.Option("--out", help="Shards dir (published atomically).")] = None,
     crop: Annotated[int | None, typer.Option("--crop", help="Crop size in pixels.")] = None,
-    crops_per_pair: Annotated[int | None, typer.Option("--crops-per-pair", help="Random crops per pair.")] = None,
-    shards: Annotated[int | None, typer.Option("--shards", help="Train shards (test keeps its config count).")] = None,
+    crops_per_pair: Annotated[
+        int | None, typer.Option("--crops-per-pair", help="Random crops per pair.")
+    ] = None,
+    shards: Annotated[
+        int | None, typer.Option("--shards", help="Train shards (test keeps its config count).")
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Crop seed.")] = None,
-    runner: Annotated[str | None, typer.Option("--runner", help="Beam runner (DirectRunner, DataflowRunner, ...).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing published dataset.")] = False,
+    runner: Annotated[
+        str | None, typer.Option("--runner", help="Beam runner (DirectRunner, DataflowRunner, ...).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing published dataset.")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Shard random-crop A/B pairs into TFRecords with Apache Beam. Extra args after `--` go to Beam."""
@@ -128,15 +154,23 @@ def shard(
         cfg = load_config(config).shard
         shard_counts = None if shards is None else {**cfg.shards.model_dump(), "train": shards}
         cfg = with_flags(
-            cfg, src=src, out=out, crop_size=crop, crops_per_pair=crops_per_pair, shards=shard_counts,
-            seed=seed, runner=runner,
+            cfg,
+            src=src,
+            out=out,
+            crop_size=crop,
+            crops_per_pair=crops_per_pair,
+            shards=shard_counts,
+            seed=seed,
+            runner=runner,
         )
         run(cfg, overwrite=overwrite, beam_args=list(ctx.args))
 
 
 @app.command()
 def inspect(
-    directory: Annotated[str, typer.Argument(metavar="DIR", help="Published shards dir (with dataset.json).")],
+    directory: Annotated[
+        str, typer.Argument(metavar="DIR", help="Published shards dir (with dataset.json).")
+    ],
     dump: Annotated[Path | None, typer.Option("--dump", help="Write blur|sharp PNGs here.")] = None,
     samples: Annotated[int, typer.Option("--samples", min=0, help="How many pairs to dump.")] = 8,
 ) -> None:

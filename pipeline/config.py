@@ -122,7 +122,11 @@ def _format_error(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         value = e.get("input")
-        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(value, dict) else f" (got {value!r})"
+        shown = (
+            ""
+            if e["type"] in ("extra_forbidden", "missing") or isinstance(value, dict)
+            else f" (got {value!r})"
+        )
         lines.append(f"{source}: {key}: {msg}{shown}")
     return "; ".join(lines)
 
@@ -136,7 +140,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: value {raw!r} is not a YAML scalar ({exc.__class__.__name__})") from None
+        raise ConfigError(
+            f"--set {key}: value {raw!r} is not a YAML scalar ({exc.__class__.__name__})"
+        ) from None
     return key.split("."), value
 
 

@@ -59,7 +59,9 @@ def fit(config: ConfigArg, set_: SetOpt = None) -> None:
 def evaluate(
     config: ConfigArg,
     version: Annotated[str, typer.Option("--version", help="latest, best or vNNNN.")] = "latest",
-    split: Annotated[str | None, typer.Option("--split", help="Organized split (default: evaluate.split).")] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Organized split (default: evaluate.split).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the metrics JSON here.")] = None,
     set_: SetOpt = None,
 ) -> None:
@@ -76,7 +78,9 @@ def deblur(
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", help="Image files or folders.")],
     model: Annotated[Path, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (same names, PNG).")],
-    tile: Annotated[int, typer.Option("--tile", min=64, help="Tile images larger than this per side.")] = 1024,
+    tile: Annotated[
+        int, typer.Option("--tile", min=64, help="Tile images larger than this per side.")
+    ] = 1024,
 ) -> None:
     """Deblur images of any size with a generator version; exit 1 if any input failed."""
     with cli_errors():
