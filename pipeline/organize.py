@@ -1,0 +1,373 @@
+"""`gopro-prep organize`: GOPRO_Large/{train,test}/SCENE/{blur,blur_gamma,sharp}/F.png -> OUT/{train,test}/{A,B}/.
+
+Plan, then act: `plan()` lists RAW one scene at a time, pairs blur and sharp frames by file name (never by
+position in a listing) and checks each pair cheaply (PNG header); `verify_plan()` optionally decodes every image on all
+cores; `apply()` links the good pairs into OUT, writes manifest.jsonl and rejected.jsonl atomically and removes
+stale outputs. RAW is only ever read. Rerunning is idempotent.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from pipeline.config import OrganizeConfig
+from pipeline.console import log, track
+from pipeline.errors import DataError, UsageError
+from pipeline.pngmeta import PngError, read_png_info
+
+SPLITS = ("test", "train")  # sorted: the manifest is ordered by (split, scene, frame)
+SHARP = "sharp"
+SCENE_FOLDERS = ("blur", "blur_gamma", SHARP)
+EXPECTED = "train/ or test/ holding SCENE/{blur,blur_gamma,sharp}/NNNNNN.png"
+TMP_MARK = ".tmp-organize"
+_LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK}
+
+
+@dataclass(frozen=True)
+class Pair:
+    split: str
+    scene: str
+    frame: str  # file stem, e.g. "000001"
+    a: str  # blurred source file in RAW
+    b: str  # sharp source file in RAW
+    width: int
+    height: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.scene}_{self.frame}.png"
+
+
+@dataclass(frozen=True)
+class Reject:
+    path: str
+    reason: str  # missing_sharp | missing_blur | size_mismatch | unreadable
+    detail: str
+
+
+@dataclass
+class Plan:
+    raw: Path
+    blur: str
+    pairs: list[Pair] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def _list_pngs(folder: Path) -> dict[str, str]:
+    """{stem: file name} of the PNGs in `folder`; hidden files and non-PNG junk are skipped silently."""
+    if not folder.is_dir():
+        return {}
+    with os.scandir(folder) as entries:
+        return {
+            e.name[:-4]: e.name
+            for e in entries
+            if not e.name.startswith(".") and e.name.lower().endswith(".png") and e.is_file()
+        }
+
+
+def _header(path: Path, rejects: list[Reject]) -> tuple[int, int] | None:
+    try:
+        info = read_png_info(path)
+    except (PngError, OSError) as exc:
+        rejects.append(Reject(str(path), "unreadable", getattr(exc, "strerror", None) or str(exc)))
+        return None
+    return info.width, info.height
+
+
+def scan_scene(scene_dir: Path, split: str, blur: str) -> tuple[list[Pair], list[Reject]]:
+    """Pair `blur`/F.png with sharp/F.png by name in one scene folder, with cheap header checks."""
+    blurs, sharps = _list_pngs(scene_dir / blur), _list_pngs(scene_dir / SHARP)
+    pairs: list[Pair] = []
+    rejects: list[Reject] = []
+    for stem in sorted(blurs.keys() | sharps.keys()):
+        if stem not in sharps:
+            path = scene_dir / blur / blurs[stem]
+            rejects.append(
+                Reject(str(path), "missing_sharp", f"no {SHARP}/{blurs[stem]} in {scene_dir.name}")
+            )
+            continue
+        if stem not in blurs:
+            path = scene_dir / SHARP / sharps[stem]
+            rejects.append(Reject(str(path), "missing_blur", f"no {blur}/{sharps[stem]} in {scene_dir.name}"))
+            continue
+        a, b = scene_dir / blur / blurs[stem], scene_dir / SHARP / sharps[stem]
+        size_a, size_b = _header(a, rejects), _header(b, rejects)
+        if size_a is None or size_b is None:
+            continue
+        if size_a != size_b:
+            detail = f"{blur} {size_a[0]}x{size_a[1]} vs {SHARP} {size_b[0]}x{size_b[1]}"
+            rejects.append(Reject(str(a), "size_mismatch", detail))
+            continue
+        pairs.append(Pair(split, scene_dir.name, stem, str(a), str(b), *size_a))
+    return pairs, rejects
+
+
+def _scene_dirs(raw: Path) -> list[tuple[str, Path]]:
+    """(split, scene folder) for every scene that has at least one GOPRO folder; empty scenes are skipped."""
+    if not raw.exists():
+        raise UsageError(f"--raw {raw}: not found; expected a GOPRO_Large folder with {EXPECTED}")
+    if not raw.is_dir():
+        raise UsageError(f"--raw {raw}: not a directory; expected a GOPRO_Large folder with {EXPECTED}")
+    scenes = []
+    for split in SPLITS:
+        split_dir = raw / split
+        if not split_dir.is_dir():
+            continue
+        with os.scandir(split_dir) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+        for name in names:
+            if any((split_dir / name / folder).is_dir() for folder in SCENE_FOLDERS):
+                scenes.append((split, split_dir / name))
+    if not scenes:
+        raise UsageError(f"--raw {raw}: no GOPRO scenes found; expected {EXPECTED}")
+    return scenes
+
+
+def plan(raw: Path, blur: str) -> Plan:
+    """List RAW scene by scene and pair frames; nothing is written. Missing/non-GOPRO RAW is a UsageError."""
+    if blur not in ("blur", "blur_gamma"):
+        raise UsageError(f"--blur {blur!r}: expected blur or blur_gamma")
+    raw = Path(raw).absolute()
+    result = Plan(raw=raw, blur=blur)
+    scenes = _scene_dirs(raw)
+    for split, scene_dir in track(scenes, total=len(scenes), description="scan"):
+        pairs, rejects = scan_scene(scene_dir, split, blur)
+        result.pairs.extend(pairs)
+        result.rejects.extend(rejects)
+    result.pairs.sort(key=lambda p: (p.split, p.scene, p.frame))
+    return result
+
+
+def decode_problems(pair: Pair) -> list[Reject]:
+    """Fully decode both images of a pair; a Reject for each that fails or disagrees with its header."""
+    import cv2
+    import numpy as np
+
+    problems = []
+    for path in (pair.a, pair.b):
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        except (OSError, cv2.error) as exc:
+            problems.append(Reject(path, "unreadable", str(exc)))
+            continue
+        if image is None:
+            problems.append(Reject(path, "unreadable", "PNG does not decode (truncated or corrupt)"))
+        elif image.shape[:2] != (pair.height, pair.width):
+            got = f"{image.shape[1]}x{image.shape[0]}"
+            problems.append(
+                Reject(path, "unreadable", f"decodes to {got}, header says {pair.width}x{pair.height}")
+            )
+    return problems
+
+
+def verify_plan(p: Plan, workers: int | None = None) -> Plan:
+    """Decode every image of every pair on all cores; pairs with a bad image move to the rejects."""
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(p.pairs) < 16:
+        results = map(decode_problems, p.pairs)
+        return _split_verified(p, track(results, total=len(p.pairs), description="verify"))
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver: workers start clean even when the caller already holds threads (OpenCV, TensorFlow, tests).
+    context = multiprocessing.get_context("forkserver")
+    chunk = max(1, min(64, len(p.pairs) // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        results = pool.map(decode_problems, p.pairs, chunksize=chunk)
+        return _split_verified(p, track(results, total=len(p.pairs), description="verify"))
+
+
+def _split_verified(p: Plan, results) -> Plan:
+    good, rejects = [], list(p.rejects)
+    for pair, problems in zip(p.pairs, results, strict=True):
+        if problems:
+            rejects.extend(problems)
+        else:
+            good.append(pair)
+    return replace(p, pairs=good, rejects=rejects)
+
+
+def _same_bytes(a: str | Path, b: str | Path, chunk: int = 1 << 20) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            block = fa.read(chunk)
+            if block != fb.read(chunk):
+                return False
+            if not block:
+                return True
+
+
+def is_current(src: str, dst: Path, link: str) -> bool:
+    """Whether `dst` already holds `src` as asked: the same link target for symlinks, else same inode or bytes."""
+    try:
+        st_dst = os.lstat(dst)
+        if link == "symlink":
+            return stat.S_ISLNK(st_dst.st_mode) and os.path.samefile(dst, src)
+        if not stat.S_ISREG(st_dst.st_mode):
+            return False
+        st_src = os.stat(src)
+        if (st_dst.st_dev, st_dst.st_ino) == (st_src.st_dev, st_src.st_ino):
+            return True
+        return st_dst.st_size == st_src.st_size and _same_bytes(src, dst)
+    except OSError:
+        return False
+
+
+class Linker:
+    """Places RAW files in OUT as hardlinks, symlinks or copies, each via a temp name and an atomic rename."""
+
+    def __init__(self, link: str) -> None:
+        self.link = link
+        self.fell_back = False
+
+    def place(self, src: str, dst: Path) -> bool:
+        """Make `dst` hold `src`; False when it already did (nothing written)."""
+        if is_current(src, dst, self.link):
+            return False
+        tmp = dst.with_name(f".{dst.name}{TMP_MARK}")
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if self.link == "hardlink" and not self.fell_back:
+            try:
+                os.link(src, tmp)
+            except OSError as exc:
+                if exc.errno not in _LINK_FALLBACK_ERRNOS:
+                    raise
+                self.fell_back = True
+                log(f"notice: cannot hardlink {src} -> {dst.parent} ({exc.strerror}); copying instead")
+        if self.link == "symlink":
+            os.symlink(os.path.abspath(src), tmp)
+        elif self.link == "copy" or self.fell_back:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+        return True
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Write JSON lines to a temp name, then rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}{TMP_MARK}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def manifest_row(pair: Pair, blur: str) -> dict:
+    return {
+        "split": pair.split,
+        "scene": pair.scene,
+        "frame": pair.frame,
+        "a": f"{pair.split}/A/{pair.name}",
+        "b": f"{pair.split}/B/{pair.name}",
+        "width": pair.width,
+        "height": pair.height,
+        "blur": blur,
+    }
+
+
+@dataclass(frozen=True)
+class ApplyStats:
+    written: int
+    unchanged: int
+    removed: int
+    fell_back: bool
+
+
+def apply(p: Plan, out: Path, link: str) -> ApplyStats:
+    """Link every good pair into OUT, write manifest.jsonl and rejected.jsonl, then remove stale outputs."""
+    out = Path(out)
+    linker = Linker(link)
+    expected: set[str] = set()
+    written = unchanged = 0
+    for split in {pair.split for pair in p.pairs}:
+        for side in ("A", "B"):
+            (out / split / side).mkdir(parents=True, exist_ok=True)
+    for pair in track(p.pairs, total=len(p.pairs), description=f"organize ({link})"):
+        for side, src in (("A", pair.a), ("B", pair.b)):
+            rel = f"{pair.split}/{side}/{pair.name}"
+            expected.add(rel)
+            if linker.place(src, out / rel):
+                written += 1
+            else:
+                unchanged += 1
+    rows = [manifest_row(pair, p.blur) for pair in p.pairs]
+    write_jsonl(out / "manifest.jsonl", rows)
+    write_jsonl(
+        out / "rejected.jsonl", [asdict(r) for r in sorted(p.rejects, key=lambda r: (r.path, r.reason))]
+    )
+    # Stale outputs go only after the new manifest is in place, so no manifest ever names a missing file.
+    removed = 0
+    for split in SPLITS:
+        for side in ("A", "B"):
+            folder = out / split / side
+            if not folder.is_dir():
+                continue
+            with os.scandir(folder) as entries:
+                stale = [
+                    e.path
+                    for e in entries
+                    if f"{split}/{side}/{e.name}" not in expected
+                    and (e.name.endswith(".png") or e.name.endswith(TMP_MARK))
+                    and not e.is_dir(follow_symlinks=False)
+                ]
+            for path in stale:
+                os.unlink(path)  # unlinks the link or file in OUT, never its target in RAW
+                removed += 1
+    return ApplyStats(written, unchanged, removed, linker.fell_back)
+
+
+def check_out(raw: Path, out: Path) -> None:
+    """OUT may not be RAW, inside RAW, or hold RAW inside its A/B folders; RAW is never written to."""
+    raw_r, out_r = Path(raw).resolve(), Path(out).resolve()
+    if out_r == raw_r or raw_r in out_r.parents:
+        raise UsageError(
+            f"--out {out}: is inside --raw {raw}; RAW is never written to, choose an OUT outside it"
+        )
+    if any(out_r / split == raw_r or out_r / split in raw_r.parents for split in SPLITS):
+        raise UsageError(f"--raw {raw}: is inside --out {out}/train or /test, which organize rewrites")
+    if out_r.exists() and not out_r.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+
+
+def _by_reason(rejects: list[Reject]) -> str:
+    counts = Counter(r.reason for r in rejects)
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+
+
+def run(cfg: OrganizeConfig, verify: bool = False, strict: bool = False) -> ApplyStats:
+    """The `organize` command: plan, optionally verify, then apply (or refuse under --strict) and summarize."""
+    raw, out = Path(cfg.raw), Path(cfg.out)
+    check_out(raw, out)
+    p = plan(raw, cfg.blur)
+    if verify:
+        p = verify_plan(p)
+    if p.rejects and strict:
+        for r in p.rejects[:20]:
+            log(f"reject: {r.reason}: {r.path} ({r.detail})")
+        more = " (first 20 shown)" if len(p.rejects) > 20 else ""
+        raise DataError(
+            f"{len(p.rejects)} rejected in {raw}: {_by_reason(p.rejects)}{more}; --strict: nothing written to {out}"
+        )
+    if not p.pairs:
+        raise DataError(
+            f"--raw {raw}: no good pairs to organize ({len(p.rejects)} rejected: {_by_reason(p.rejects)})"
+        )
+    stats = apply(p, out, cfg.link)
+    per_split = Counter(pair.split for pair in p.pairs)
+    splits = " + ".join(f"{per_split[s]} {s}" for s in ("train", "test") if per_split[s])
+    link = "hardlink, fell back to copy" if stats.fell_back else cfg.link
+    log(f"organized {splits} pairs into {out} (blur: {cfg.blur}, link: {link})")
+    log(f"files: {stats.written} written, {stats.unchanged} unchanged, {stats.removed} stale removed")
+    if p.rejects:
+        log(f"rejected {len(p.rejects)}: {_by_reason(p.rejects)} (see {out / 'rejected.jsonl'})")
+    else:
+        log("rejected 0")
+    return stats
