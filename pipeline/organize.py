@@ -8,11 +8,8 @@ stale outputs. RAW is only ever read. Rerunning is idempotent.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
-import stat
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,14 +17,13 @@ from pathlib import Path
 from pipeline.config import OrganizeConfig
 from pipeline.console import log, track
 from pipeline.errors import DataError, UsageError
+from pipeline.linking import TMP_MARK, Linker
 from pipeline.pngmeta import PngError, read_png_info
 
 SPLITS = ("test", "train")  # sorted: the manifest is ordered by (split, scene, frame)
 SHARP = "sharp"
 SCENE_FOLDERS = ("blur", "blur_gamma", SHARP)
 EXPECTED = "train/ or test/ holding SCENE/{blur,blur_gamma,sharp}/NNNNNN.png"
-TMP_MARK = ".tmp-organize"
-_LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK}
 
 
 @dataclass(frozen=True)
@@ -193,62 +189,6 @@ def _split_verified(p: Plan, results) -> Plan:
         else:
             good.append(pair)
     return replace(p, pairs=good, rejects=rejects)
-
-
-def _same_bytes(a: str | Path, b: str | Path, chunk: int = 1 << 20) -> bool:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            block = fa.read(chunk)
-            if block != fb.read(chunk):
-                return False
-            if not block:
-                return True
-
-
-def is_current(src: str, dst: Path, link: str) -> bool:
-    """Whether `dst` already holds `src` as asked: the same link target for symlinks, else same inode or bytes."""
-    try:
-        st_dst = os.lstat(dst)
-        if link == "symlink":
-            return stat.S_ISLNK(st_dst.st_mode) and os.path.samefile(dst, src)
-        if not stat.S_ISREG(st_dst.st_mode):
-            return False
-        st_src = os.stat(src)
-        if (st_dst.st_dev, st_dst.st_ino) == (st_src.st_dev, st_src.st_ino):
-            return True
-        return st_dst.st_size == st_src.st_size and _same_bytes(src, dst)
-    except OSError:
-        return False
-
-
-class Linker:
-    """Places RAW files in OUT as hardlinks, symlinks or copies, each via a temp name and an atomic rename."""
-
-    def __init__(self, link: str) -> None:
-        self.link = link
-        self.fell_back = False
-
-    def place(self, src: str, dst: Path) -> bool:
-        """Make `dst` hold `src`; False when it already did (nothing written)."""
-        if is_current(src, dst, self.link):
-            return False
-        tmp = dst.with_name(f".{dst.name}{TMP_MARK}")
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        if self.link == "hardlink" and not self.fell_back:
-            try:
-                os.link(src, tmp)
-            except OSError as exc:
-                if exc.errno not in _LINK_FALLBACK_ERRNOS:
-                    raise
-                self.fell_back = True
-                log(f"notice: cannot hardlink {src} -> {dst.parent} ({exc.strerror}); copying instead")
-        if self.link == "symlink":
-            os.symlink(os.path.abspath(src), tmp)
-        elif self.link == "copy" or self.fell_back:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-        return True
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
