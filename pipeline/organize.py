@@ -120,7 +120,7 @@ def _scene_dirs(raw: Path) -> list[tuple[str, Path]]:
             names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
         for name in names:
             if any((split_dir / name / folder).is_dir() for folder in SCENE_FOLDERS):
-                scenes.append((split, split_dir / name))
+                scenes.append((split, (split_dir / name).absolute()))
     if not scenes:
         raise UsageError(f"--raw {raw}: no GOPRO scenes found; expected {EXPECTED}")
     return scenes
@@ -130,9 +130,8 @@ def plan(raw: Path, blur: str) -> Plan:
     """List RAW scene by scene and pair frames; nothing is written. Missing/non-GOPRO RAW is a UsageError."""
     if blur not in ("blur", "blur_gamma"):
         raise UsageError(f"--blur {blur!r}: expected blur or blur_gamma")
-    raw = Path(raw).absolute()
-    result = Plan(raw=raw, blur=blur)
-    scenes = _scene_dirs(raw)
+    scenes = _scene_dirs(Path(raw))  # errors name RAW as given; pairs and rejects hold absolute paths
+    result = Plan(raw=Path(raw).absolute(), blur=blur)
     for split, scene_dir in track(scenes, total=len(scenes), description="scan"):
         pairs, rejects = scan_scene(scene_dir, split, blur)
         result.pairs.extend(pairs)
