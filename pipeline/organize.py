@@ -146,13 +146,19 @@ def decode_problems(pair: Pair) -> list[Reject]:
     import numpy as np
 
     problems = []
+    level = cv2.utils.logging.getLogLevel()
     for path in (pair.a, pair.b):
         try:
             data = np.fromfile(path, dtype=np.uint8)
+            cv2.utils.logging.setLogLevel(
+                cv2.utils.logging.LOG_LEVEL_ERROR
+            )  # a failure becomes a reject instead
             image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
         except (OSError, cv2.error) as exc:
             problems.append(Reject(path, "unreadable", str(exc)))
             continue
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if image is None:
             problems.append(Reject(path, "unreadable", "PNG does not decode (truncated or corrupt)"))
         elif image.shape[:2] != (pair.height, pair.width):
@@ -165,7 +171,8 @@ def decode_problems(pair: Pair) -> list[Reject]:
 
 def verify_plan(p: Plan, workers: int | None = None) -> Plan:
     """Decode every image of every pair on all cores; pairs with a bad image move to the rejects."""
-    workers = workers or os.cpu_count() or 1
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if workers == 1 or len(p.pairs) < 16:
         results = map(decode_problems, p.pairs)
         return _split_verified(p, track(results, total=len(p.pairs), description="verify"))
