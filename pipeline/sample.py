@@ -110,24 +110,33 @@ def render_canvas(height: int, width: int, rng: np.random.Generator) -> np.ndarr
     return img
 
 
+def _wave(
+    t: np.ndarray, rng: np.random.Generator, periods: tuple[float, float], terms: int = 2
+) -> np.ndarray:
+    """A smooth bounded random signal: a sum of sinusoids with random periods, phases and weights."""
+    out = np.zeros_like(t)
+    for _ in range(terms):
+        out += rng.uniform(0.5, 1.0) * np.sin(
+            2 * np.pi * t / rng.uniform(*periods) + rng.uniform(0, 2 * np.pi)
+        )
+    return out
+
+
 def camera_path(steps: int, rng: np.random.Generator) -> np.ndarray:
     """A smooth random camera path, one row per sub-frame: (dx, dy, angle_deg, zoom).
 
-    The speed is 0.5-1.5 px per sub-frame (several pixels of motion per 7-13 sub-frame window) with slow
-    sinusoidal wobble in direction and speed, so the blur varies from frame to frame but stays plausible.
+    Position is a bounded Lissajous-like curve scaled to a mean speed of 0.5-1.5 px per sub-frame (several
+    pixels of motion over a 7-13 sub-frame window); speed and direction vary along it, so blur length and
+    direction differ from frame to frame, and long scenes circle around instead of drifting off a huge canvas.
     """
     t = np.arange(steps, dtype=np.float64)
-    heading = rng.uniform(0, 2 * np.pi) + 0.8 * np.sin(
-        2 * np.pi * t / rng.uniform(40, 120) + rng.uniform(0, 6.3)
-    )
-    speed = rng.uniform(0.5, 1.5) * (
-        1 + 0.4 * np.sin(2 * np.pi * t / rng.uniform(30, 90) + rng.uniform(0, 6.3))
-    )
-    dx = np.cumsum(speed * np.cos(heading))
-    dy = np.cumsum(speed * np.sin(heading))
-    angle = rng.uniform(-1.5, 1.5) * np.sin(2 * np.pi * t / rng.uniform(60, 160) + rng.uniform(0, 6.3))
-    angle += rng.uniform(-0.04, 0.04) * t  # slow roll
-    zoom = 1 + rng.uniform(-0.03, 0.03) * np.sin(2 * np.pi * t / rng.uniform(60, 160) + rng.uniform(0, 6.3))
+    dx, dy = _wave(t, rng, (120, 400)), _wave(t, rng, (120, 400))
+    if steps > 1:
+        mean_speed = float(np.hypot(np.diff(dx), np.diff(dy)).mean())
+        scale = rng.uniform(0.5, 1.5) / max(mean_speed, 1e-3)
+        dx, dy = dx * scale, dy * scale
+    angle = 1.5 * _wave(t, rng, (80, 300))  # degrees of roll, bounded
+    zoom = 1 + 0.02 * _wave(t, rng, (80, 300))
     return np.stack([dx - dx.mean(), dy - dy.mean(), angle, zoom], axis=1)
 
 

@@ -76,7 +76,7 @@ def test_blur_is_visible_but_not_absurd(small):
         energy = cv2.Laplacian(blur, cv2.CV_64F).var() / cv2.Laplacian(sharp, cv2.CV_64F).var()
         assert 2.0 < diff < 40.0, scene.name
         assert 0.02 < energy < 0.8, scene.name  # sharp edges smeared, but the image is still there
-        assert sharp.std() > 20  # textured, not flat
+        assert sharp.std() > 8  # textured, not flat
 
 
 def test_deterministic_for_a_seed(tmp_path):
