@@ -214,32 +214,47 @@ def load_generator(version_dir: str | Path) -> Any:
         raise DataError(f"{path}: cannot load generator ({exc})") from None
 
 
+def _fmt(value: Any, spec: str) -> str:
+    return "" if value is None else format(float(value), spec)
+
+
+def table_rows(run_dir: str | Path) -> list[list[str]]:
+    """One row per version: name, step, created, split, PSNR, SSIM, input PSNR, gain, marks (latest/best)."""
+    versions = list_versions(run_dir)
+    latest, best = latest_name(run_dir), best_name(versions)
+    rows = []
+    for v in versions:
+        m = v.meta.get("metrics", {})
+        gain = None if m.get("psnr") is None or m.get("psnr_input") is None else m["psnr"] - m["psnr_input"]
+        marks = " ".join(tag for tag, name in (("latest", latest), ("best", best)) if name == v.name)
+        rows.append(
+            [
+                v.name,
+                str(v.step),
+                str(v.meta.get("created", "")),
+                str(m.get("split", "")),
+                _fmt(m.get("psnr"), ".2f"),
+                _fmt(m.get("ssim"), ".4f"),
+                _fmt(m.get("psnr_input"), ".2f"),
+                _fmt(gain, "+.2f"),
+                marks,
+            ]
+        )
+    return rows
+
+
 def print_table(run_dir: str | Path) -> None:
-    """Print versions with step, created, PSNR/SSIM; mark latest and best."""
+    """Print versions with step, created, PSNR/SSIM (when evaluated) and the gain over the input; mark latest/best."""
     from rich.console import Console
     from rich.table import Table
 
-    versions = list_versions(run_dir)
-    if not versions:
+    rows = table_rows(run_dir)
+    if not rows:
         raise DataError(f"{generator_dir(run_dir)}: no generator versions yet (run `trainctl fit` first)")
-    latest, best = latest_name(run_dir), best_name(versions)
     table = Table(title=f"generator versions in {generator_dir(run_dir)}")
-    for col in ("version", "step", "created", "psnr", "ssim", "psnr_input", ""):
-        table.add_column(col)
-    for v in versions:
-        m = v.meta.get("metrics", {})
-        marks = " ".join(tag for tag, name in (("latest", latest), ("best", best)) if name == v.name)
-
-        def fmt(key: str, m: dict[str, Any] = m) -> str:
-            return "" if m.get(key) is None else f"{float(m[key]):.4g}"
-
-        table.add_row(
-            v.name,
-            str(v.step),
-            str(v.meta.get("created", "")),
-            fmt("psnr"),
-            fmt("ssim"),
-            fmt("psnr_input"),
-            marks,
-        )
-    Console(width=120).print(table)
+    columns = ("version", "step", "created", "split", "PSNR dB", "SSIM", "input PSNR", "gain dB", "")
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="right" if 1 <= i <= 7 and i not in (2, 3) else "left")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=130).print(table)
