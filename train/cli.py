@@ -79,8 +79,13 @@ def deblur(
     model: Annotated[Path, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (same names, PNG).")],
     tile: Annotated[
-        int, typer.Option("--tile", min=64, help="Tile images larger than this per side.")
-    ] = 1024,
+        int,
+        typer.Option(
+            "--tile",
+            min=64,
+            help="Cut images larger than this per side into overlapping, blended tiles (bounds memory).",
+        ),
+    ] = 2048,
 ) -> None:
     """Deblur images of any size with a generator version; exit 1 if any input failed."""
     with cli_errors():
