@@ -148,7 +148,10 @@ def shard(
 ) -> None:
     """Shard random-crop A/B pairs into TFRecords with Apache Beam. Extra args after `--` go to Beam."""
     with cli_errors():
+        from pipeline.beam_runner import quiet_beam_import
         from pipeline.config import load_config, with_flags
+
+        quiet_beam_import()
         from pipeline.shard import run
 
         cfg = load_config(config).shard

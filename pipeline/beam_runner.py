@@ -1,0 +1,89 @@
+"""The local Beam runner: Beam's in-process FnApiRunner with one quiet SDK worker process per core.
+
+Beam 2.77's DirectRunner first tries to download the Prism runner (NOTES.md), so the local default is the
+FnApiRunner it would fall back to, built the same way (pipeline options reach the workers). In
+`multi_processing` mode its workers run through `python -m pipeline.beam_runner`, which is Beam's own SDK
+harness entry point minus the per-process log chatter (Beam's import-time apitools warning turns on a stderr
+handler at INFO in every worker); worker logs at `--default_sdk_harness_log_level` and above still reach the
+main process, and DoFns print their progress lines to stderr directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from typing import Any
+
+
+class _DropMessage(logging.Filter):
+    """Drops log records whose message starts with a known, harmless text."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def _add_filter(logger: logging.Logger, new: _DropMessage) -> None:
+    if not any(isinstance(f, _DropMessage) and f.prefix == new.prefix for f in logger.filters):
+        logger.addFilter(new)
+
+
+def quiet_beam_import() -> None:
+    """Drop Beam's harmless import-time 'apitools not found' warning (call before importing apache_beam)."""
+    _add_filter(logging.getLogger(), _DropMessage("apitools not found"))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (CPU affinity, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_command() -> str:
+    return f"{shlex.quote(sys.executable)} -m pipeline.beam_runner"
+
+
+def local_runner(options: Any) -> Any:
+    """A FnApiRunner for `options` (DirectOptions decide the mode and worker count; 0 workers = all cores)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+    from apache_beam.transforms.environments import SubprocessSDKEnvironment
+
+    direct = options.view_as(DirectOptions)
+    if not direct.direct_num_workers:
+        direct.direct_num_workers = usable_cores()
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    )
+    if direct.direct_running_mode != "multi_processing":
+        return fn_runner.FnApiRunner(provision_info=provision)
+    # Our worker command instead of Beam's: FnApiRunner keeps a given environment in `in_memory` mode, and
+    # still starts `direct_num_workers` processes for it (it only warns that the mode name looks odd).
+    direct.direct_running_mode = "in_memory"
+    env = SubprocessSDKEnvironment.from_command_string(worker_command())
+    _add_filter(
+        logging.getLogger(fn_runner.__name__), _DropMessage("If direct_num_workers is not equal to 1")
+    )
+    return fn_runner.FnApiRunner(default_environment=env, provision_info=provision)
+
+
+def worker_main() -> None:
+    """Beam's SDK worker, without the stderr log handler Beam's import would install."""
+    logging.getLogger().addHandler(logging.NullHandler())  # basicConfig() is a no-op once root has a handler
+    from apache_beam.runners.worker import sdk_worker_main
+
+    sdk_worker_main.main(sys.argv)
+
+
+if __name__ == "__main__":
+    worker_main()
