@@ -191,6 +191,10 @@ def options_to_flags(options: dict[str, Any]) -> list[str]:
     return flags
 
 
+def _flag_given(flags: list[str], name: str) -> bool:
+    return any(f == f"--{name}" or f.startswith(f"--{name}=") for f in flags)
+
+
 def pipeline_options(cfg: ShardConfig, beam_args: list[str]) -> PipelineOptions:
     """Beam options from the config runner, its `beam_options`, then extra command-line args (last wins).
 
@@ -198,16 +202,15 @@ def pipeline_options(cfg: ShardConfig, beam_args: list[str]) -> PipelineOptions:
     (Beam 2.77's DirectRunner would first try to download the Prism runner).
     """
     flags = [f"--runner={cfg.runner}", *options_to_flags(cfg.beam_options), *beam_args]
-    given = PipelineOptions(flags).get_all_options(drop_default=True)
-    runner = str(given.get("runner") or cfg.runner)
+    runner = PipelineOptions(flags).view_as(StandardOptions).runner or cfg.runner
     if runner.lower() in LOCAL_RUNNERS:
         flags.append(f"--runner={LOCAL_RUNNER}")
-        if "direct_running_mode" not in given:
-            flags.append("--direct_running_mode=multi_processing")
-        if "direct_num_workers" not in given:
-            flags.append("--direct_num_workers=0")
-        if "default_sdk_harness_log_level" not in given:
-            flags.append("--default_sdk_harness_log_level=ERROR")  # workers print their own progress lines
+        defaults = {
+            "direct_running_mode": "multi_processing",
+            "direct_num_workers": "0",  # all usable cores
+            "default_sdk_harness_log_level": "ERROR",  # workers print their own progress lines
+        }
+        flags += [f"--{k}={v}" for k, v in defaults.items() if not _flag_given(flags, k)]
     return PipelineOptions(flags)
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline import fsio
@@ -139,7 +139,3 @@ def dataset_metadata(results: Iterable[dict[str, Any]], base: dict[str, Any]) ->
         entry["rejected"] += len(res["rejected"])
         entry["shards"].append({"file": res["file"], "examples": res["examples"]})
     return {**base, "splits": splits}
-
-
-def pair_to_dict(pair: Pair) -> dict[str, Any]:
-    return asdict(pair)
