@@ -72,17 +72,18 @@ def write_bytes(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def read_image_bgr(path: str) -> np.ndarray | None:
-    """Decode an image file to HxWx3 uint8 BGR (cv2 order); None if it cannot be read or decoded."""
+def read_image(path: str, rgb: bool = False) -> np.ndarray | None:
+    """Decode an image file to HxWx3 uint8, BGR (cv2's order) or RGB; None if it cannot be read or decoded."""
     import cv2
 
+    flag = cv2.IMREAD_COLOR_RGB if rgb else cv2.IMREAD_COLOR
     if not is_remote(path):
-        return cv2.imread(path, cv2.IMREAD_COLOR)
+        return cv2.imread(path, flag)
     try:
         data = read_bytes(path)
     except OSError:
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
 
 
 def exists(path: str) -> bool:

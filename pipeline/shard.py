@@ -108,7 +108,7 @@ class WriteShardFn(beam.DoFn):
 
     def process(self, element):
         key, pairs = element
-        res = write_shard(self.out_dir, tuple(key), pairs, self.params, progress=_log_progress)
+        res = write_shard(self.out_dir, tuple(key), pairs, self.params, progress=_log_progress, every_s=5.0)
         self.pairs.inc(res["pairs"])
         self.examples.inc(res["examples"])
         self.rejected.inc(len(res["rejected"]))

@@ -32,16 +32,22 @@ class CropParams:
     encoding: str
 
 
+def decodes_rgb(encoding: str) -> bool:
+    """Channel order to decode in so crops need no reordering copy: raw stores RGB, cv2's PNG encoder wants BGR."""
+    return encoding == "raw"
+
+
 def load_pair(pair: Pair, params: CropParams) -> tuple[np.ndarray, np.ndarray] | dict[str, Any]:
-    """Decode A and B (BGR) or return the reject row saying why the pair cannot be cropped."""
+    """Decode A and B (channel order: `decodes_rgb`) or return the reject row saying why the pair is unusable."""
     a_path, b_path = fsio.join(params.src, pair.a), fsio.join(params.src, pair.b)
     crop = params.crop_size
     if not fits(pair.height, pair.width, crop):
         return reject_row(pair, a_path, "too_small", f"{pair.width}x{pair.height} frame, {crop}px crop")
-    a = fsio.read_image_bgr(a_path)
+    rgb = decodes_rgb(params.encoding)
+    a = fsio.read_image(a_path, rgb)
     if a is None:
         return reject_row(pair, a_path, "unreadable", "cannot read or decode image")
-    b = fsio.read_image_bgr(b_path)
+    b = fsio.read_image(b_path, rgb)
     if b is None:
         return reject_row(pair, b_path, "unreadable", "cannot read or decode image")
     if a.shape != b.shape:
@@ -53,17 +59,20 @@ def load_pair(pair: Pair, params: CropParams) -> tuple[np.ndarray, np.ndarray] |
     return a, b
 
 
-def pair_records(pair: Pair, a_bgr: np.ndarray, b_bgr: np.ndarray, params: CropParams) -> list[CropRecord]:
-    """The `crops_per_pair` records of a decoded pair: same offsets in A and B, RGB, encoded."""
+def pair_records(pair: Pair, a: np.ndarray, b: np.ndarray, params: CropParams) -> list[CropRecord]:
+    """The `crops_per_pair` records of a pair decoded by `load_pair`: same offsets in A and B, encoded RGB."""
     crop, enc = params.crop_size, params.encoding
+    step = (
+        1 if decodes_rgb(enc) else -1
+    )  # a BGR view reversed is RGB (and encode_image reverses it back: no copy)
     out = []
     for y, x in crop_offsets(
         params.seed, pair.scene, pair.frame, params.crops_per_pair, pair.height, pair.width, crop
     ):
         out.append(
             CropRecord(
-                blur=encode_image(cut(a_bgr, y, x, crop)[:, :, ::-1], enc),
-                sharp=encode_image(cut(b_bgr, y, x, crop)[:, :, ::-1], enc),
+                blur=encode_image(cut(a, y, x, crop)[:, :, ::step], enc),
+                sharp=encode_image(cut(b, y, x, crop)[:, :, ::step], enc),
                 height=crop,
                 width=crop,
                 y=y,
