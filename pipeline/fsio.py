@@ -6,6 +6,7 @@ appears whole when its writer closes. Callers that need atomic publishing handle
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -43,6 +44,8 @@ def open_read(path: str) -> BinaryIO:
     if not is_remote(path):
         return open(path, "rb", buffering=_BUFFER)
     fs, raw = _beam()
+    if not fs.exists(path):  # stores differ in what they raise; callers handle FileNotFoundError
+        raise FileNotFoundError(errno.ENOENT, "No such file or object", path)
     return fs.open(path, compression_type=raw)
 
 
@@ -93,17 +96,27 @@ def exists(path: str) -> bool:
     return fs.exists(path) or bool(listdir(path))
 
 
-def listdir(path: str) -> list[str]:
-    """Names directly inside a directory (remote: objects under the prefix); [] if there is none."""
-    if not is_remote(path):
-        return sorted(os.listdir(path)) if os.path.isdir(path) else []
+def _objects(path: str, prefix: str = "") -> list[str]:
+    """Full paths of every remote object under `path/` whose relative name starts with `prefix`."""
     fs, _ = _beam()
-    prefix = path.rstrip("/") + "/"
+    base = path.rstrip("/") + "/"
     try:
-        found = fs.match([prefix + "*"])[0].metadata_list
-    except Exception:  # Beam raises BeamIOError for an empty match on some stores
+        found = fs.match([base + prefix + "**"])[0].metadata_list
+    except Exception:  # some stores raise BeamIOError for an empty match
         return []
-    return sorted({m.path[len(prefix) :].split("/")[0] for m in found if m.path.startswith(prefix)})
+    return sorted(m.path for m in found if m.path.startswith(base))
+
+
+def listdir(path: str, prefix: str = "") -> list[str]:
+    """Names directly inside a directory that start with `prefix`; [] if there is none.
+
+    Remote stores list objects: the names are the first path components under `path/`, so "directories"
+    of objects show up too.
+    """
+    if not is_remote(path):
+        return sorted(n for n in os.listdir(path) if n.startswith(prefix)) if os.path.isdir(path) else []
+    base = path.rstrip("/") + "/"
+    return sorted({p[len(base) :].split("/")[0] for p in _objects(path, prefix)})
 
 
 def size(path: str) -> int:
@@ -123,10 +136,9 @@ def delete_tree(path: str) -> None:
     if not is_remote(path):
         shutil.rmtree(path, ignore_errors=True)
         return
-    fs, _ = _beam()
-    names = listdir(path)
-    if names:
-        fs.delete([join(path, n) for n in names])
+    objects = _objects(path)
+    if objects:
+        _beam()[0].delete(objects)
 
 
 def delete_file(path: str) -> None:
@@ -138,13 +150,14 @@ def delete_file(path: str) -> None:
 
 
 def rename(src: str, dst: str) -> None:
-    """Rename a file or (local) directory. Remote: each object under `src` moves to `dst` (not atomic)."""
+    """Rename a file or (local) directory. Remote: each object under `src/` moves to `dst/` (not atomic)."""
     if not is_remote(src):
         os.rename(src, dst)
         return
     fs, _ = _beam()
-    names = listdir(src)
-    if names:
-        fs.rename([join(src, n) for n in names], [join(dst, n) for n in names])
-    else:
+    objects = _objects(src)
+    if not objects:
         fs.rename([src], [dst])
+        return
+    base = src.rstrip("/") + "/"
+    fs.rename(objects, [dst.rstrip("/") + "/" + p[len(base) :] for p in objects])

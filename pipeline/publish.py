@@ -46,7 +46,7 @@ def _owner_alive(tag: str) -> bool:
 def recover(out: str) -> None:
     """Clean up after killed runs: delete stale staging dirs; put back an OUT that a publish left renamed aside."""
     parent, name = fsio.split(out)
-    for entry in fsio.listdir(parent or "."):
+    for entry in fsio.listdir(parent or ".", prefix=name + "."):
         for tag in (TMP_TAG, OLD_TAG):
             if not entry.startswith(name + tag):
                 continue

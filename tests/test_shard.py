@@ -57,6 +57,9 @@ def published(organized_dir, tmp_path_factory):
             "--shards", "4", "--seed", "5", "--runner", "DirectRunner"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "shard: 12 pairs (test 3, train 9) from" in result.output  # start line
+    assert "shard: 12 pairs, 36 examples, 0 rejected," in result.output  # the summary line
+    assert "pairs/s) ->" in result.output
     return out
 
 

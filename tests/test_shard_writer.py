@@ -109,3 +109,19 @@ def test_all_rejected_shard_is_an_empty_file(tmp_path):
     )
     assert (res["examples"], len(res["rejected"])) == (0, 1)
     assert (tmp_path / "out" / res["file"]).read_bytes() == b""
+
+
+def test_memory_is_flat_in_the_number_of_pairs(tmp_path):
+    """Peak traced memory (numpy buffers included) for 12 pairs is that of 3 pairs: one pair in flight at a time."""
+    import tracemalloc
+
+    pairs = [_write_pair(tmp_path, f"S{i}", f"{i:06d}", size=(96, 128)) for i in range(12)]
+    params = CropParams(str(tmp_path), 32, 4, 0, "raw")
+    peaks = []
+    for count in (3, 12):
+        tracemalloc.start()
+        write_shard(str(tmp_path / f"out{count}"), ("train", 0, 1), pairs[:count], params)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    frame = 96 * 128 * 3
+    assert peaks[1] < peaks[0] + frame  # 9 more pairs would add >= 18 frames if they were all kept
