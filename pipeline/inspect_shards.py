@@ -21,7 +21,7 @@ from pipeline import fsio
 from pipeline.console import log
 from pipeline.errors import DataError
 from pipeline.records import CropRecord, decode_image, iter_records, record_from_lite
-from pipeline.shard_plan import DATASET_FILE, REJECTED_FILE
+from pipeline.shard_plan import DATASET_FILE, REJECTED_FILE, is_shard_file
 
 
 @dataclass
@@ -194,7 +194,7 @@ def run(directory: str, dump: Path | None = None, samples: int = 8) -> list[Shar
         scans += split_scans
     listed = {s.file for s in scans}
     problems += [f"{n}: shard file not listed in {DATASET_FILE}" for n in fsio.listdir(directory)
-                 if ".tfrecord-" in n and n not in listed]  # fmt: skip
+                 if is_shard_file(n) and n not in listed]  # fmt: skip
     print_table(directory, meta, scans)
     total = sum(s.examples for s in scans)
     if dump is not None:

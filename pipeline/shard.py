@@ -11,7 +11,6 @@ Everything is written into a staging dir next to OUT, dataset.json last, then re
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -34,16 +33,15 @@ from pipeline.shard_plan import (
     ManifestSummary,
     Pair,
     assign_shards,
-    dataset_metadata,
+    is_shards_dir_entry,
     parse_manifest_line,
     summarize_manifest,
 )
-from pipeline.shard_writer import CropParams, write_shard
+from pipeline.shard_writer import CropParams, write_metadata, write_shard
 
 METRICS_NAMESPACE = "gopro-shard"
 LOCAL_RUNNERS = ("directrunner", "direct", "fnapirunner")
 LOCAL_RUNNER = "FnApiRunner"
-_SHARD_FILE = re.compile(r"gopro-[\w.-]+\.tfrecord-\d{5}-of-\d{5}")
 
 
 # ---- stages -------------------------------------------------------------------------------------------------
@@ -126,18 +124,6 @@ class WriteShards(beam.PTransform):
 
     def expand(self, keyed):
         return keyed | "WriteShard" >> beam.ParDo(WriteShardFn(self.out_dir, self.params))
-
-
-def write_metadata(results: list[dict[str, Any]], out_dir: str, base: dict[str, Any]) -> dict[str, Any]:
-    """rejected.jsonl, then dataset.json (last: its presence marks the dir complete)."""
-    ordered = sorted(results, key=lambda r: (r["split"], r["index"]))
-    rejects = [row for res in ordered for row in res["rejected"]]
-    fsio.write_bytes(
-        fsio.join(out_dir, REJECTED_FILE), "".join(json.dumps(r) + "\n" for r in rejects).encode()
-    )
-    meta = dataset_metadata(ordered, base)
-    fsio.write_bytes(fsio.join(out_dir, DATASET_FILE), (json.dumps(meta, indent=2) + "\n").encode())
-    return meta
 
 
 class WriteMetadata(beam.PTransform):
@@ -233,11 +219,6 @@ def new_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, str]:
     except (ImportError, ValueError) as exc:
         problems = "; ".join(ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip())
         raise UsageError(f"--runner {name}: {problems or _beam_failure(exc)}") from None
-
-
-def is_shards_dir_entry(name: str) -> bool:
-    """Files this stage writes (what `--overwrite` may replace)."""
-    return name in (DATASET_FILE, REJECTED_FILE) or bool(_SHARD_FILE.fullmatch(name))
 
 
 def _beam_failure(exc: BaseException) -> str:

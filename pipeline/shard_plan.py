@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ MANIFEST_FILE = "manifest.jsonl"
 DATASET_FILE = "dataset.json"
 REJECTED_FILE = "rejected.jsonl"
 _REQUIRED = ("split", "scene", "frame", "a", "b", "width", "height")
+_SHARD_FILE = re.compile(r"gopro-[\w.-]+\.tfrecord-\d{5}-of-\d{5}")
 
 
 @dataclass(frozen=True, order=True)
@@ -115,6 +117,16 @@ def assign_shards(
     ordered = sorted(pairs, key=lambda p: (p.scene, p.frame))
     n = shard_count(split, counts, len(ordered))
     return [((split, i % n, n), pair) for i, pair in enumerate(ordered)]
+
+
+def is_shard_file(name: str) -> bool:
+    """TFDS-style shard names as `records.shard_name` makes them."""
+    return bool(_SHARD_FILE.fullmatch(name))
+
+
+def is_shards_dir_entry(name: str) -> bool:
+    """Files the shard stage writes into a shards dir (what `--overwrite` may replace)."""
+    return name in (DATASET_FILE, REJECTED_FILE) or is_shard_file(name)
 
 
 def reject_row(pair: Pair, path: str, reason: str, detail: str) -> dict[str, Any]:

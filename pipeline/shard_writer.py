@@ -6,6 +6,7 @@ Streaming: one pair's frames are in memory at a time. A pair that cannot be used
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import numpy as np
 from pipeline import fsio
 from pipeline.crops import crop_offsets, cut, fits
 from pipeline.records import CropRecord, encode_image, serialize_example, shard_name, write_record
-from pipeline.shard_plan import Pair, reject_row
+from pipeline.shard_plan import DATASET_FILE, REJECTED_FILE, Pair, dataset_metadata, reject_row
 
 Progress = Callable[[str, int, int], None]
 
@@ -125,3 +126,15 @@ def write_shard(
                 last = time.monotonic()
                 progress(name, result["pairs"], len(ordered))
     return result
+
+
+def write_metadata(results: list[dict[str, Any]], out_dir: str, base: dict[str, Any]) -> dict[str, Any]:
+    """rejected.jsonl, then dataset.json (last: its presence marks the dir complete)."""
+    ordered = sorted(results, key=lambda r: (r["split"], r["index"]))
+    rejects = [row for res in ordered for row in res["rejected"]]
+    fsio.write_bytes(
+        fsio.join(out_dir, REJECTED_FILE), "".join(json.dumps(r) + "\n" for r in rejects).encode()
+    )
+    meta = dataset_metadata(ordered, base)
+    fsio.write_bytes(fsio.join(out_dir, DATASET_FILE), (json.dumps(meta, indent=2) + "\n").encode())
+    return meta

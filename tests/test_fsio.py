@@ -7,6 +7,7 @@ import pytest
 from shard_helpers import IN_PROCESS, shard_cfg
 
 from pipeline import fsio, inspect_shards, publish, shard
+from pipeline.shard_plan import is_shards_dir_entry
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ def test_remote_publish_moves_the_marker_last_and_recovers():
     fsio.write_bytes(f"{out}/dataset.json", b"old")
     stale = f"{out}.tmp-{publish.socket.gethostname()}-999999999"
     fsio.write_bytes(f"{stale}/gopro-a.tfrecord-00000-of-00001", b"half")
-    staging = publish.prepare(out, overwrite=True, marker="dataset.json", owned=shard.is_shards_dir_entry)
+    staging = publish.prepare(out, overwrite=True, marker="dataset.json", owned=is_shards_dir_entry)
     assert not fsio.exists(stale)
     fsio.write_bytes(f"{staging}/gopro-b.tfrecord-00000-of-00001", b"new")
     fsio.write_bytes(f"{staging}/dataset.json", b"new")

@@ -114,3 +114,13 @@ def test_dataset_metadata_sums_per_split():
         ],
     }
     assert meta["splits"]["test"]["pairs"] == 2 and meta["splits"]["test"]["rejected"] == 1
+
+
+def test_shards_dir_entries():
+    from pipeline.records import shard_name
+    from pipeline.shard_plan import is_shard_file, is_shards_dir_entry
+
+    assert is_shard_file(shard_name("train", 3, 8)) and is_shard_file("gopro-test.tfrecord-00000-of-00002")
+    assert not is_shard_file("gopro-train.tfrecord-3-of-8") and not is_shard_file("train.tfrecord")
+    assert is_shards_dir_entry("dataset.json") and is_shards_dir_entry("rejected.jsonl")
+    assert not is_shards_dir_entry("notes.txt") and not is_shards_dir_entry("manifest.jsonl")
