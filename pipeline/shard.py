@@ -286,6 +286,9 @@ def _check_written(staging: str, expected: dict[str, int]) -> dict[str, Any]:
         raise DataError(f"shard: pipeline accounted for {got} pairs, manifest lists {expected}")
     if not any(v["examples"] for v in meta["splits"].values()):
         rejects = [json.loads(ln) for ln in fsio.read_bytes(fsio.join(staging, REJECTED_FILE)).splitlines()]
-        reasons = sorted({r["reason"] for r in rejects})
-        raise DataError(f"shard: all {len(rejects)} pairs rejected ({', '.join(reasons)}); nothing published")
+        reasons = ", ".join(sorted({r["reason"] for r in rejects}))
+        first = f"{rejects[0]['path']}: {rejects[0]['detail']}" if rejects else "no pairs"
+        raise DataError(
+            f"shard: all {len(rejects)} pairs rejected ({reasons}; e.g. {first}); nothing published"
+        )
     return meta
