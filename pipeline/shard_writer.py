@@ -63,13 +63,13 @@ def load_pair(pair: Pair, params: CropParams) -> tuple[np.ndarray, np.ndarray] |
 def pair_records(pair: Pair, a: np.ndarray, b: np.ndarray, params: CropParams) -> list[CropRecord]:
     """The `crops_per_pair` records of a pair decoded by `load_pair`: same offsets in A and B, encoded RGB."""
     crop, enc = params.crop_size, params.encoding
-    step = (
-        1 if decodes_rgb(enc) else -1
-    )  # a BGR view reversed is RGB (and encode_image reverses it back: no copy)
-    out = []
-    for y, x in crop_offsets(
+    # A BGR view reversed is RGB, and encode_image reverses it back for cv2's PNG encoder: no copy either way.
+    step = 1 if decodes_rgb(enc) else -1
+    offsets = crop_offsets(
         params.seed, pair.scene, pair.frame, params.crops_per_pair, pair.height, pair.width, crop
-    ):
+    )
+    out = []
+    for y, x in offsets:
         out.append(
             CropRecord(
                 blur=encode_image(cut(a, y, x, crop)[:, :, ::step], enc),
