@@ -163,6 +163,7 @@ def main() -> None:
                 keep(f"small_{enc}", *beam_shard(small, root / f"small_{enc}", enc))
 
         codec_rate = n_pairs / best["codec"]
+        marginals = {}
         emit(
             metric="codec_limit",
             pairs=n_pairs,
@@ -175,7 +176,7 @@ def main() -> None:
                  mb_written=round(written[f"peer_{enc}"] / 1e6, 1), vs_codec=round(peer_rate / codec_rate, 2))  # fmt: skip
             seconds, fixed = best[f"shard_{enc}"], best[f"small_{enc}"]
             rate = n_pairs / seconds
-            marginal = (n_pairs - n_small) / max(seconds - fixed, 1e-9)
+            marginal = marginals[enc] = (n_pairs - n_small) / max(seconds - fixed, 1e-9)
             per_pair = written[f"shard_{enc}"] / n_pairs
             emit(metric="shard", encoding=enc, seconds=round(seconds, 2), pairs_per_s=round(rate, 1),
                  fixed_seconds=round(fixed, 2), marginal_pairs_per_s=round(marginal, 1),
@@ -184,6 +185,12 @@ def main() -> None:
                  vs_codec=round(rate / codec_rate, 2), vs_peer=round(rate / peer_rate, 2),
                  marginal_vs_codec=round(marginal / codec_rate, 2),
                  marginal_vs_peer=round(marginal / peer_rate, 2))  # fmt: skip
+
+        default = ShardConfig().encoding
+        emit(metric="goals", default_encoding=default,
+             marginal_vs_codec=round(marginals[default] / codec_rate, 2),  # goal >= 0.8
+             marginal_vs_peer_same_encoding=round(marginals[default] * best[f"peer_{default}"] / n_pairs, 2),
+             marginal_vs_peer_png=round(marginals[default] * best["peer_png"] / n_pairs, 2))  # goal >= 1.0  # fmt: skip
 
 
 if __name__ == "__main__":

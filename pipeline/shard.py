@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from apache_beam.runners.runner import create_runner
 
 from pipeline import __version__, fsio, publish
-from pipeline.beam_runner import local_runner
+from pipeline.beam_runner import LOCAL_RUNNER, local_runner, pipeline_options
 from pipeline.config import ShardConfig
 from pipeline.console import log
 from pipeline.errors import DataError, UsageError
@@ -35,13 +35,12 @@ from pipeline.shard_plan import (
     assign_shards,
     is_shards_dir_entry,
     parse_manifest_line,
+    shard_count,
     summarize_manifest,
 )
 from pipeline.shard_writer import CropParams, write_metadata, write_shard
 
 METRICS_NAMESPACE = "gopro-shard"
-LOCAL_RUNNERS = ("directrunner", "direct", "fnapirunner")
-LOCAL_RUNNER = "FnApiRunner"
 
 
 # ---- stages -------------------------------------------------------------------------------------------------
@@ -162,44 +161,6 @@ def build_pipeline(
 # ---- options and run ----------------------------------------------------------------------------------------
 
 
-def options_to_flags(options: dict[str, Any]) -> list[str]:
-    """pipeline.yaml `beam_options` -> Beam flags (`{num_workers: 4}` -> `--num_workers=4`; lists repeat)."""
-    flags = []
-    for key, value in options.items():
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if v is True:
-                flags.append(f"--{key}")
-            elif v is False or v is None:
-                continue
-            else:
-                flags.append(f"--{key}={json.dumps(v) if isinstance(v, dict) else v}")
-    return flags
-
-
-def _flag_given(flags: list[str], name: str) -> bool:
-    return any(f == f"--{name}" or f.startswith(f"--{name}=") for f in flags)
-
-
-def pipeline_options(cfg: ShardConfig, beam_args: list[str]) -> PipelineOptions:
-    """Beam options from the config runner, its `beam_options`, then extra command-line args (last wins).
-
-    The local default "DirectRunner" becomes the in-process FnApiRunner with one worker process per core
-    (Beam 2.77's DirectRunner would first try to download the Prism runner).
-    """
-    flags = [f"--runner={cfg.runner}", *options_to_flags(cfg.beam_options), *beam_args]
-    runner = PipelineOptions(flags).view_as(StandardOptions).runner or cfg.runner
-    if runner.lower() in LOCAL_RUNNERS:
-        flags.append(f"--runner={LOCAL_RUNNER}")
-        defaults = {
-            "direct_running_mode": "multi_processing",
-            "direct_num_workers": "0",  # all usable cores
-            "default_sdk_harness_log_level": "ERROR",  # workers print their own progress lines
-        }
-        flags += [f"--{k}={v}" for k, v in defaults.items() if not _flag_given(flags, k)]
-    return PipelineOptions(flags)
-
-
 def new_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, str]:
     """An empty Pipeline on the runner the options name, and a description of that runner for the log.
 
@@ -251,6 +212,7 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
     total = sum(summary.pairs.values())
     per_split = ", ".join(f"{s} {n}" for s, n in summary.pairs.items())
     log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
+    _hint_parallelism(options, summary.pairs, cfg.shards.model_dump())
     start = time.monotonic()
     try:
         build_pipeline(p, summary.path, staging, params, cfg.shards.model_dump(), base_metadata(cfg, summary))
@@ -276,6 +238,16 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
     if rejected:
         log(f"shard: see {fsio.join(cfg.out, REJECTED_FILE)} for the {rejected} rejected pair(s)")
     return meta
+
+
+def _hint_parallelism(options: PipelineOptions, pairs: dict[str, int], counts: dict[str, int]) -> None:
+    """One shard is one unit of work: with fewer shards than local workers, some workers idle."""
+    if options.view_as(StandardOptions).runner != LOCAL_RUNNER:
+        return
+    workers = options.view_as(DirectOptions).direct_num_workers
+    shards = sum(shard_count(split, counts, n) for split, n in pairs.items())
+    if shards < workers:
+        log(f"shard: {shards} shards for {workers} workers, so only {shards} run at once (raise --shards)")
 
 
 def _check_written(staging: str, expected: dict[str, int]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from shard_helpers import (
 from typer.testing import CliRunner
 
 from pipeline import inspect_shards, shard
+from pipeline.beam_runner import pipeline_options
 from pipeline.cli import app
 from pipeline.config import ShardConfig
 from pipeline.crops import crop_offsets
@@ -128,7 +129,7 @@ def test_cluster_runner_args_reach_pipeline_options():
         runner="DirectRunner", beam_options={"job_name": "gopro", "num_workers": 4, "labels": ["a=1", "b=2"]}
     )
     args = ["--runner", "DataflowRunner", "--project", "p", "--temp_location", "gs://b/t", "--num_workers=8"]
-    opts = shard.pipeline_options(cfg, args)
+    opts = pipeline_options(cfg, args)
     assert opts.view_as(StandardOptions).runner == "DataflowRunner"
     gcp = opts.view_as(GoogleCloudOptions)
     assert (gcp.project, gcp.temp_location, gcp.job_name, gcp.labels) == (
@@ -138,19 +139,17 @@ def test_cluster_runner_args_reach_pipeline_options():
         ["a=1", "b=2"],
     )
     assert opts.get_all_options()["num_workers"] == 8  # the command line beats pipeline.yaml
-    flink = shard.pipeline_options(ShardConfig(runner="FlinkRunner"), ["--flink_master", "host:8081"])
+    flink = pipeline_options(ShardConfig(runner="FlinkRunner"), ["--flink_master", "host:8081"])
     assert flink.view_as(StandardOptions).runner == "FlinkRunner"
     assert flink.get_all_options()["flink_master"] == "host:8081"
 
 
 def test_local_runner_is_in_process_fnapi_on_all_cores():
-    opts = shard.pipeline_options(ShardConfig(), [])
+    opts = pipeline_options(ShardConfig(), [])
     assert opts.view_as(StandardOptions).runner == "FnApiRunner"
     direct = opts.view_as(DirectOptions)
     assert (direct.direct_running_mode, direct.direct_num_workers) == ("multi_processing", 0)
-    mine = shard.pipeline_options(
-        ShardConfig(runner="DataflowRunner"), ["--runner=DirectRunner", *IN_PROCESS]
-    )
+    mine = pipeline_options(ShardConfig(runner="DataflowRunner"), ["--runner=DirectRunner", *IN_PROCESS])
     direct = mine.view_as(DirectOptions)
     assert mine.view_as(StandardOptions).runner == "FnApiRunner"
     assert (direct.direct_running_mode, direct.direct_num_workers) == ("in_memory", 1)
@@ -171,7 +170,7 @@ def test_cli_passes_beam_args_through(monkeypatch, tmp_path):
         "gs://bkt/organized",
         16,
     )
-    opts = shard.pipeline_options(seen["cfg"], seen["beam_args"])
+    opts = pipeline_options(seen["cfg"], seen["beam_args"])
     assert opts.view_as(GoogleCloudOptions).project == "p"
 
 
