@@ -1,0 +1,187 @@
+"""Training input: stream (blur, sharp) crops from the TFRecord shards listed in dataset.json.
+
+A shards dir without dataset.json is incomplete (the shard stage writes it last) and is refused. Files are split
+between input pipelines (workers) by file when there are enough of them, else by record; reads interleave over
+files in parallel; records are shuffled before decoding (small strings, small checkpoints of the iterator).
+Every example's random crop and flip is keyed on (seed, pipeline, example index): the stream is deterministic
+given the seed, and the same on 1 or N replicas of one worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from pipeline import records
+from pipeline.console import log
+from pipeline.errors import ConfigError, DataError
+from train.augment import paired_augment
+
+DATASET_FILE = "dataset.json"
+SHUFFLE_RECORDS = 256  # serialized records held for shuffling (their bytes also go into iterator checkpoints)
+MAX_PARALLEL_FILES = 8
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """dataset.json of a shards dir, with its sha256 (the dataset fingerprint recorded in runs and versions)."""
+
+    root: str
+    meta: dict[str, Any]
+    sha256: str
+
+    @property
+    def encoding(self) -> str:
+        return str(self.meta.get("encoding", "png"))
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.meta["crop_size"])
+
+    def split(self, name: str) -> dict[str, Any]:
+        splits = self.meta.get("splits", {})
+        if name not in splits:
+            have = ", ".join(sorted(splits)) or "none"
+            raise DataError(f"{self.json_path}: no split {name!r} (have: {have})")
+        return splits[name]
+
+    def files(self, split: str) -> list[str]:
+        return [_join(self.root, shard["file"]) for shard in self.split(split).get("shards", [])]
+
+    def examples(self, split: str) -> int:
+        return int(self.split(split).get("examples", 0))
+
+    @property
+    def json_path(self) -> str:
+        return _join(self.root, DATASET_FILE)
+
+    def fingerprint(self, split: str = "train") -> dict[str, Any]:
+        return {"sha256": self.sha256, "examples": self.examples(split), "path": self.root}
+
+
+def _join(root: str, name: str) -> str:
+    return posixpath.join(root, name) if "://" in root else str(Path(root) / name)
+
+
+def read_dataset_info(shards_dir: str) -> DatasetInfo:
+    """Read DIR/dataset.json (local or any tf.io.gfile path); DataError naming the dir when it is missing."""
+    path = _join(shards_dir, DATASET_FILE)
+    try:
+        if "://" in shards_dir:
+            with tf.io.gfile.GFile(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = Path(path).read_bytes()
+    except (FileNotFoundError, tf.errors.NotFoundError):
+        raise DataError(
+            f"{shards_dir}: no {DATASET_FILE}; not a complete shards dir (run `gopro-prep shard` first)"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from None
+    try:
+        meta = json.loads(raw)
+        int(meta["crop_size"])
+        if not isinstance(meta.get("splits"), dict):
+            raise KeyError("splits")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a valid {DATASET_FILE} ({exc.__class__.__name__}: {exc})") from None
+    return DatasetInfo(shards_dir, meta, hashlib.sha256(raw).hexdigest())
+
+
+def find_corrupt_shards(info: DatasetInfo, split: str) -> list[str]:
+    """Shard files of `split` whose TFRecord framing or checksums are broken (used to name the file in errors)."""
+    bad = []
+    for path in info.files(split):
+        try:
+            with tf.io.gfile.GFile(path, "rb") as fh:
+                for _ in records.iter_records(fh, verify=True):
+                    pass
+        except (ValueError, OSError, tf.errors.OpError) as exc:
+            bad.append(f"{path} ({exc})")
+    return bad
+
+
+def _shard_files(files: list[str], ctx: Any) -> tuple[tf.data.Dataset, bool]:
+    """Split files between input pipelines: by FILE when each pipeline gets one, else every pipeline reads all
+    files and keeps every n-th record (DATA). Returns the file dataset and whether records still need sharding."""
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    pipelines = ctx.num_input_pipelines if ctx is not None else 1
+    if pipelines <= 1:
+        return ds, False
+    if len(files) >= pipelines:
+        return ds.shard(pipelines, ctx.input_pipeline_id), False
+    return ds, True
+
+
+def make_dataset(
+    shards_dir: str,
+    split: str,
+    global_batch_size: int,
+    crop_size: int,
+    training: bool,
+    input_context: Any = None,
+    seed: int = 0,
+    skip_corrupt: bool = False,
+    deterministic: bool = True,
+    info: DatasetInfo | None = None,
+) -> tf.data.Dataset:
+    """(blur, sharp) float32 [-1, 1] batches of `crop_size` crops, batched per replica when `input_context` is set.
+
+    training: endless, shuffled, random crop/flip/rot90, full batches only. Else: one pass in file order, centre
+    crops. `skip_corrupt` skips unreadable records (logged) instead of failing.
+    """
+    info = info or read_dataset_info(shards_dir)
+    files = info.files(split)
+    if not files:
+        raise DataError(f"{info.json_path}: split {split!r} lists no shard files")
+    if crop_size > info.crop_size:
+        raise ConfigError(
+            f"train.crop_size={crop_size} is larger than the shards' crop_size {info.crop_size} ({info.json_path})"
+        )
+    batch = (
+        input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
+    )
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+
+    file_ds, shard_records = _shard_files(files, input_context)
+    if training:
+        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+    cycle = max(1, min(len(files), MAX_PARALLEL_FILES))
+
+    def read(path: tf.Tensor) -> tf.data.Dataset:
+        ds = tf.data.TFRecordDataset(path, buffer_size=1 << 20)
+        return ds.ignore_errors() if skip_corrupt else ds
+
+    ds = file_ds.interleave(read, cycle_length=cycle, num_parallel_calls=cycle, deterministic=deterministic)
+    if shard_records:
+        ds = ds.shard(input_context.num_input_pipelines, pipeline_id)
+    if training:
+        ds = ds.shuffle(min(SHUFFLE_RECORDS, max(1, info.examples(split))), seed=seed)
+    encoding = info.encoding
+    base_seed = tf.constant(seed * 1_000_003 + pipeline_id, tf.int64)
+
+    def decode(index: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        ex = records.tf_parse(serialized, encoding)
+        return paired_augment(ex["blur"], ex["sharp"], crop_size, tf.stack([base_seed, index]), training)
+
+    ds = ds.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if skip_corrupt:
+        log(f"train.skip_corrupt: unreadable records in {shards_dir} ({split}) are skipped")
+        ds = ds.ignore_errors(log_warning=True)
+    ds = ds.batch(batch, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def stack_replicas(ds: tf.data.Dataset, local_replicas: int) -> tf.data.Dataset:
+    """Group per-replica batches by this worker's replica count: [local_replicas, batch, h, w, 3] elements, so
+    one plain (checkpointable) iterator feeds every local replica in order."""
+    return ds.batch(local_replicas, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
