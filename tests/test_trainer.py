@@ -1,0 +1,298 @@
+"""train.trainer end to end on tiny models: exact resume, versions, logs, samples, NaN stop, signals, lock,
+replica-count invariance (MirroredStrategy over 2 logical CPUs) and 2-process MultiWorkerMirroredStrategy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from shards_fixture import write_shards
+from typer.testing import CliRunner
+
+from pipeline.config import Config
+from pipeline.errors import DataError, UsageError
+from train.cli import app
+from train.trainer import run, steps_until_boundary
+from train.versions import list_versions, read_meta
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER = Path(__file__).resolve().parent / "fit_driver.py"
+TINY = {
+    "batch_size": 4,
+    "crop_size": 32,
+    "mixed_precision": "float32",
+    "generator": {"filters": 8, "blocks": 1, "dropout": 0.5},
+    "critic": {"filters": 8, "updates": 2, "gradient_penalty": 10.0},
+    "loss": {"perceptual": 0.01, "adversarial": 1.0, "pixel": 1.0, "perceptual_weights": "none"},
+    "checkpoint_every": 2,
+    "version_every": 3,
+    "keep_versions": 2,
+    "log_every": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shards(tmp_path_factory.mktemp("fit") / "shards", pairs=6, crop_size=40, crops_per_pair=2)
+
+
+def config_file(tmp: Path, shards: Path, run_dir: Path, **train: object) -> Path:
+    path = tmp / f"{run_dir.name}.yaml"
+    path.write_text(
+        yaml.safe_dump({"train": {**TINY, "data": str(shards), "run_dir": str(run_dir), **train}})
+    )
+    return path
+
+
+def tiny(shards: Path, run_dir: Path, **train: object) -> Config:
+    return Config.model_validate({"train": {**TINY, "data": str(shards), "run_dir": str(run_dir), **train}})
+
+
+def weights(model: object) -> list[np.ndarray]:
+    return [np.array(w) for w in model.get_weights()]  # type: ignore[attr-defined]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+
+
+def test_steps_until_boundary_stops_at_logs_checkpoints_versions_and_end() -> None:
+    t = tiny(Path("s"), Path("r"), steps=100, log_every=10, checkpoint_every=25, version_every=40).train
+    assert steps_until_boundary(0, t, cap=100) == 10
+    assert steps_until_boundary(20, t, cap=100) == 5  # checkpoint at 25
+    assert steps_until_boundary(36, t, cap=100) == 4  # log at 40 (and version)
+    assert steps_until_boundary(41, t, cap=3) == 3
+    assert steps_until_boundary(99, t, cap=100) == 1
+
+
+def test_resume_3_plus_3_steps_equals_6_steps(shards: Path, tmp_path: Path) -> None:
+    """Rerunning fit on the same run dir continues at the exact step with the exact next batch and RNG state."""
+    resumed = tmp_path / "resumed"
+    cli = CliRunner().invoke(
+        app, ["fit", str(config_file(tmp_path, shards, resumed)), "--set", "train.steps=3"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert "starting at step 0" in cli.output and "version v0001 at step 3" in cli.output
+    second = run(tiny(shards, resumed, steps=6))
+    straight = run(tiny(shards, tmp_path / "straight", steps=6))
+    assert second.step == straight.step == 6
+    for a, b in zip(weights(second.generator), weights(straight.generator), strict=True):
+        assert np.array_equal(a, b)
+
+    # Versions at 3 and 6 (version_every=3, and the end), pruned to keep_versions=2, latest -> the newest.
+    versions = list_versions(resumed)
+    assert [(v.name, v.step) for v in versions] == [("v0001", 3), ("v0002", 6)]
+    assert (resumed / "generator" / "latest").read_text().strip() == "v0002"
+    meta = read_meta(versions[-1].path)
+    dataset_sha = hashlib.sha256((shards / "dataset.json").read_bytes()).hexdigest()
+    assert meta["dataset"] == {"sha256": dataset_sha, "examples": 12, "path": str(shards)}
+    assert meta["step"] == 6 and meta["metrics"] == {} and len(meta["config_sha256"]) == 64
+    assert json.loads((resumed / "run.json").read_text())["dataset"]["sha256"] == dataset_sha
+    # Checkpoints by step, max 3 kept; samples grid: 4 rows of 40px crops, blur | restored | sharp.
+    assert tf.train.latest_checkpoint(str(resumed / "checkpoints")).endswith("ckpt-6")
+    grid = cv2.imread(str(resumed / "samples" / "step_000006.png"))
+    assert grid.shape == (4 * 40 + 3 * 2, 3 * 40 + 2 * 2, 3)
+    # TensorBoard scalars and images in RUN/logs.
+    tags = set()
+    for event_file in (resumed / "logs").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {
+        "loss/generator_total",
+        "loss/gradient_penalty",
+        "train/learning_rate",
+        "train/images_per_s",
+    } <= tags
+    assert "samples/blur_restored_sharp" in tags
+    assert not (resumed / "fit.lock").exists()
+
+
+def test_rerun_after_the_end_trains_nothing(shards: Path, tmp_path: Path) -> None:
+    first = run(tiny(shards, tmp_path / "r", steps=2))
+    again = run(tiny(shards, tmp_path / "r", steps=2))
+    assert first.step == again.step == 2 and again.versions == []
+    assert [v.step for v in list_versions(tmp_path / "r")] == [2]
+
+
+def test_changed_model_shape_is_refused(shards: Path, tmp_path: Path) -> None:
+    run(tiny(shards, tmp_path / "r", steps=1))
+    with pytest.raises(UsageError, match="train.generator.blocks changed from 1 to 2"):
+        run(tiny(shards, tmp_path / "r", steps=2, generator={"filters": 8, "blocks": 2}))
+
+
+def test_dir_without_dataset_json_is_refused_by_the_cli(tmp_path: Path) -> None:
+    empty = tmp_path / "not-shards"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["fit", str(config_file(tmp_path, empty, tmp_path / "run"))])
+    assert result.exit_code == 1
+    assert f"error: {empty}: no dataset.json" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    shards: Path, tmp_path: Path
+) -> None:
+    run(tiny(shards, tmp_path / "r", steps=2))
+    with pytest.raises(DataError, match=r"step 3: loss is not finite .*last good checkpoint is step 2"):
+        run(tiny(shards, tmp_path / "r", steps=10, optimizer={"lr": 1e30}))
+    assert tf.train.latest_checkpoint(str(tmp_path / "r" / "checkpoints")).endswith("ckpt-2")
+    assert [v.step for v in list_versions(tmp_path / "r")] == [2]
+
+
+def test_loss_goes_down_on_a_tiny_overfit_case(tmp_path: Path) -> None:
+    one = write_shards(tmp_path / "one", pairs=1, crop_size=32, crops_per_pair=1, shards={"train": 1})
+    cfg = tiny(
+        one,
+        tmp_path / "r",
+        steps=100,
+        log_every=100,
+        version_every=100,
+        checkpoint_every=100,
+        generator={"filters": 8, "blocks": 1, "dropout": 0.0},
+        loss={"perceptual": 0.001, "adversarial": 0.0, "pixel": 1.0, "perceptual_weights": "none"},
+        optimizer={"lr": 2e-3},
+    )
+    from train.data import make_dataset
+
+    blur, sharp = next(iter(make_dataset(str(one), "train", 1, 32, False)))
+    result = run(cfg)
+    before = float(tf.reduce_mean(tf.abs(blur - sharp)))
+    after = float(tf.reduce_mean(tf.abs(result.generator(blur, training=False) - sharp)))
+    assert after < 0.8 * before, (before, after)
+
+
+def _start_fit(cfg: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "train.cli", "fit", str(cfg), *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env(), stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_step(proc: subprocess.Popen, step: int, timeout: float = 120) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= step:
+            return lines
+    proc.kill()
+    raise AssertionError(f"fit never reached step {step}:\n" + "".join(lines))
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(shards: Path, tmp_path: Path) -> None:
+    cfg = config_file(tmp_path, shards, tmp_path / "r", steps=100_000, checkpoint_every=1000)
+    proc = _start_fit(cfg)
+    _wait_for_step(proc, 2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    stopped = [line for line in err.splitlines() if "stopped by SIGTERM at step" in line]
+    assert stopped, err
+    step = int(stopped[0].split("at step ")[1].split(";")[0])
+    assert tf.train.latest_checkpoint(str(tmp_path / "r" / "checkpoints")).endswith(f"ckpt-{step}")
+    resumed = run(tiny(shards, tmp_path / "r", steps=step + 1, checkpoint_every=1000))
+    assert resumed.step == step + 1
+
+
+def test_sigkill_between_checkpoints_resumes_from_the_last_one(shards: Path, tmp_path: Path) -> None:
+    cfg = config_file(tmp_path, shards, tmp_path / "r", steps=100_000, checkpoint_every=2, version_every=1000)
+    proc = _start_fit(cfg)
+    _wait_for_step(proc, 3)
+    proc.kill()
+    proc.wait(timeout=60)
+    saved = tf.train.latest_checkpoint(str(tmp_path / "r" / "checkpoints"))
+    step = int(saved.rsplit("-", 1)[1])
+    assert step >= 2 and (tmp_path / "r" / "fit.lock").exists()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "train.cli", "fit", str(cfg), "--set", f"train.steps={step + 1}"],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert "taking over a stale lock" in rerun.stderr
+    assert f"resuming at step {step} from" in rerun.stderr and f"step {step + 1}/{step + 1}" in rerun.stderr
+
+
+def test_same_step_on_1_and_2_replicas_gives_the_same_weights(shards: Path, tmp_path: Path) -> None:
+    """MirroredStrategy over 2 logical CPU devices vs one device: losses are divided by the global batch."""
+    cfg = config_file(
+        tmp_path, shards, tmp_path / "unused", steps=2, generator={"filters": 8, "blocks": 1, "dropout": 0.0}
+    )
+    outs = {}
+    for strategy in ("one_device", "mirrored"):
+        outs[strategy] = tmp_path / f"{strategy}.npz"
+        cmd = [
+            sys.executable,
+            str(DRIVER),
+            str(cfg),
+            str(outs[strategy]),
+            "--logical-cpus",
+            "2",
+            "--set",
+            f"train.strategy={strategy}",
+            "--set",
+            f"train.run_dir={tmp_path / strategy}",
+        ]
+        done = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+    assert "MirroredStrategy, 2 replica(s)" in done.stderr and "(2 per replica)" in done.stderr
+    one, two = np.load(outs["one_device"]), np.load(outs["mirrored"])
+    assert int(one["step"]) == int(two["step"]) == 2
+    for key in one.files:
+        np.testing.assert_allclose(one[key], two[key], atol=2e-5, err_msg=key)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_two_local_processes_end_with_identical_weights(shards: Path, tmp_path: Path) -> None:
+    cfg = config_file(tmp_path, shards, tmp_path / "r", steps=3, checkpoint_every=2)
+    hosts = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    procs = []
+    for i in range(2):
+        tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
+        cmd = [sys.executable, str(DRIVER), str(cfg), str(tmp_path / f"w{i}.npz")]
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env={**env(), "TF_CONFIG": tf_config},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        logs = [p.communicate(timeout=240)[1] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], logs
+    assert "MultiWorkerMirroredStrategy, 2 replica(s) on 2 worker(s)" in logs[0]
+    w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    assert int(w0["step"]) == int(w1["step"]) == 3
+    assert all(np.array_equal(w0[k], w1[k]) for k in w0.files)
+    # Only the chief keeps model checkpoints and versions; the other worker keeps its data position.
+    ckpts = tmp_path / "r" / "checkpoints"
+    assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-3")
+    assert (ckpts / "worker-1" / "data-3.index").exists()
+    assert not list(ckpts.glob(".worker-*"))
+    assert [v.step for v in list_versions(tmp_path / "r")] == [3]

@@ -1,0 +1,189 @@
+"""Full training state in RUN/checkpoints (one `tf.train.Checkpoint`), and RUN/run.json describing what it fits.
+
+The checkpoint holds both models, both optimizers, the step, the generator's dropout RNG and the tf.data iterator
+position, so a rerun continues at the exact step with the exact next batch. Under MultiWorkerMirroredStrategy
+every worker must call save (it can run collectives): non-chief workers write to a scratch dir and delete it.
+
+run.json records the config hash, the dataset fingerprint and the values that fix tensor shapes. On resume, a
+change of model shape is refused (the weights would not fit); a change of data, batch, crop or replica layout
+keeps the model and optimizer state but starts a fresh data stream (the saved iterator no longer applies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from pipeline.config import Config, config_to_dict
+from pipeline.console import log
+from pipeline.errors import DataError, UsageError
+from train.strategy import Cluster
+from train.versions import write_json_atomic
+
+CHECKPOINT_DIR = "checkpoints"
+RUN_FILE = "run.json"
+KEEP_CHECKPOINTS = 3
+MODEL_KEYS = (
+    "generator.filters",
+    "generator.blocks",
+    "generator.has_dropout",
+    "critic.filters",
+    "loss_scaling",
+)
+DATA_KEYS = ("dataset_sha256", "batch_size", "crop_size", "seed", "skip_corrupt", "replicas", "workers")
+
+
+def config_sha256(cfg: Config) -> str:
+    """sha256 of the canonical JSON of the whole config (sorted keys, no whitespace)."""
+    text = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_record(
+    cfg: Config, dataset: dict[str, Any], replicas: int, workers: int, loss_scaling: bool
+) -> dict[str, Any]:
+    """What run.json says about this run: config hash and the values resume compatibility depends on."""
+    t = cfg.train
+    return {
+        "config_sha256": config_sha256(cfg),
+        "dataset": dataset,
+        "model": {
+            "generator.filters": t.generator.filters,
+            "generator.blocks": t.generator.blocks,
+            "generator.has_dropout": t.generator.dropout > 0,
+            "critic.filters": t.critic.filters,
+            "loss_scaling": loss_scaling,
+        },
+        "data": {
+            "dataset_sha256": dataset["sha256"],
+            "batch_size": t.batch_size,
+            "crop_size": t.crop_size,
+            "seed": t.seed,
+            "skip_corrupt": t.skip_corrupt,
+            "replicas": replicas,
+            "workers": workers,
+        },
+        "train": config_to_dict(t),
+    }
+
+
+def read_run_record(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / RUN_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc}); move it away to start the run afresh") from None
+
+
+def compare_runs(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> bool:
+    """Refuse model-shape changes; return False (restore without the data iterator) when the data changed."""
+    for key in MODEL_KEYS:
+        before, now = old.get("model", {}).get(key), new["model"][key]
+        if before is not None and before != now:
+            name = "train.mixed_precision (float16 loss scaling)" if key == "loss_scaling" else f"train.{key}"
+            raise UsageError(
+                f"{name} changed from {before!r} to {now!r} since the checkpoints in {run_dir / CHECKPOINT_DIR} "
+                f"were written; restore it or use a new train.run_dir"
+            )
+    changed = [k for k in DATA_KEYS if old.get("data", {}).get(k) != new["data"][k]]
+    if changed:
+        log(
+            f"warning: {', '.join(changed)} changed since the last checkpoint in {run_dir}: "
+            "resuming weights and optimizers with a fresh data stream"
+        )
+        return False
+    return True
+
+
+class RunCheckpoint:
+    """CheckpointManager over RUN/checkpoints with the multi-worker save rule.
+
+    The chief's checkpoint holds everything, its data iterator included. Other workers take part in that save
+    (into a scratch dir, deleted after) and keep their own iterator position in RUN/checkpoints/worker-N, since
+    each worker reads a different part of the data. `restore_state` can run before the iterator exists (for a
+    fresh data stream after a data change); `track(iterator)` then adds it to every save and to `restore`.
+    """
+
+    def __init__(self, run_dir: Path, cluster: Cluster, objects: dict[str, Any]) -> None:
+        self.directory = run_dir / CHECKPOINT_DIR
+        self.cluster = cluster
+        self.objects = objects
+        self.write_dir = (
+            self.directory if cluster.is_chief else self.directory / f".worker-{cluster.index}-scratch"
+        )
+        self.data_dir = self.directory / f"worker-{cluster.index}"
+        self.checkpoint: Any = None
+        self.manager: Any = None
+        self.data_manager: Any = None
+
+    def latest(self) -> str | None:
+        return tf.train.latest_checkpoint(str(self.directory))
+
+    def has_data_state(self, step: int) -> bool:
+        """Whether this worker's data position at `step` was saved (always, for the chief)."""
+        return self.cluster.is_chief or tf.io.gfile.exists(str(self.data_dir / f"data-{step}.index"))
+
+    def track(self, iterator: Any) -> None:
+        if self.cluster.is_chief:
+            self.checkpoint = tf.train.Checkpoint(**self.objects, iterator=iterator)
+        else:
+            self.checkpoint = tf.train.Checkpoint(**self.objects)
+            data = tf.train.Checkpoint(iterator=iterator)
+            self.data_manager = tf.train.CheckpointManager(
+                data, str(self.data_dir), max_to_keep=KEEP_CHECKPOINTS, checkpoint_name="data"
+            )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(self.write_dir), max_to_keep=KEEP_CHECKPOINTS, checkpoint_name="ckpt"
+        )
+
+    def restore_state(self, path: str) -> None:
+        """Restore models, optimizers, step and RNG, not the data position."""
+        status = tf.train.Checkpoint(**self.objects).restore(path)
+        _check_matched(status, path)
+        status.expect_partial()
+
+    def restore(self, path: str, step: int) -> None:
+        """Restore everything, this worker's data position included (after `track`)."""
+        if self.cluster.is_chief:
+            _check_matched(self.checkpoint.restore(path), path)
+            return
+        self.restore_state(path)
+        data_path = str(self.data_dir / f"data-{step}")
+        _check_matched(self.data_manager.checkpoint.restore(data_path), data_path)
+
+    def save(self, step: int) -> str:
+        """Every worker calls this; only the chief's model files are kept."""
+        path = self.manager.save(checkpoint_number=step)
+        if not self.cluster.is_chief:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+            self.data_manager.save(checkpoint_number=step)
+        return path
+
+
+def checkpoint_step(path: str) -> int:
+    """The step a checkpoint was saved at (saves are numbered by step: RUN/checkpoints/ckpt-STEP)."""
+    return int(path.rsplit("-", 1)[-1])
+
+
+def _check_matched(status: Any, path: str) -> None:
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise DataError(
+            f"{path}: checkpoint does not fit the configured models ({reason}); use a new train.run_dir"
+        ) from None
+
+
+def write_run_record(run_dir: Path, record: dict[str, Any]) -> None:
+    write_json_atomic(
+        run_dir / RUN_FILE, {**record, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    )

@@ -1,0 +1,125 @@
+"""Training logs: a progress line every `log_every` steps and TensorBoard scalars/images in RUN/logs.
+
+Summaries are written with the core `tf.summary.write` op and TensorBoard's plugin metadata (scalars, images),
+so training does not need the `tensorboard` package installed; TensorBoard reads the files as usual.
+Only the chief writes; other workers get a no-op writer, so every worker can call the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.console import log
+
+LOG_DIR = "logs"
+SCALAR_NAMES = {"gp": "gradient_penalty", "critic": "critic_total", "generator": "generator_total"}
+
+
+def format_duration(seconds: float) -> str:
+    """`95` -> `1m35s`, `7300` -> `2h01m`; short enough for a progress line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def format_progress(
+    step: int, steps: int, metrics: dict[str, float], lr: float, images_per_s: float, eta_s: float | None
+) -> str:
+    """One progress line: step, losses, learning rate, speed and time left."""
+    width = len(str(steps))
+    parts = [
+        f"step {step:>{width}}/{steps}",
+        f"G {metrics['generator']:.4g} (perc {metrics['perceptual']:.4g} adv {metrics['adversarial']:.4g} "
+        f"pix {metrics['pixel']:.4g})",
+        f"D {metrics['critic']:.4g} (w {metrics['wasserstein']:.4g} gp {metrics['gp']:.4g})",
+        f"lr {lr:.3g}",
+        f"{images_per_s:.2f} img/s",
+    ]
+    if eta_s is not None:
+        parts.append(f"ETA {format_duration(eta_s)}")
+    return "  ".join(parts)
+
+
+def _metadata(plugin: str, data_class: int) -> bytes:
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata(data_class=data_class)
+    meta.plugin_data.plugin_name = plugin
+    return meta.SerializeToString()
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar (same event format as `tensorboard.summary.scalar`)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    meta = _metadata("scalars", summary_pb2.DATA_CLASS_SCALAR)
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=meta)
+
+
+def write_image(tag: str, rgb: np.ndarray, step: int) -> None:
+    """A TensorBoard image: [width, height, PNG bytes] strings, as `tensorboard.summary.image` writes."""
+    import cv2
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        return
+    value = tf.constant([str(rgb.shape[1]).encode(), str(rgb.shape[0]).encode(), png.tobytes()])
+    tf.summary.write(
+        tag, value, step=step, metadata=_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    )
+
+
+class RunLog:
+    """Progress lines and TensorBoard summaries for one fit (a no-op writer on non-chief workers)."""
+
+    def __init__(self, run_dir: Path, steps: int, global_batch: int, is_chief: bool) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.steps = steps
+        self.global_batch = global_batch
+        self.is_chief = is_chief
+        self.writer = (
+            tf.summary.create_file_writer(str(run_dir / LOG_DIR))
+            if is_chief
+            else tf.summary.create_noop_writer()
+        )
+        self._mark = (time.perf_counter(), 0)
+        self.images_per_s = 0.0
+
+    def start(self, step: int) -> None:
+        self._mark = (time.perf_counter(), step)
+
+    def progress(self, step: int, metrics: dict[str, float], lr: float) -> None:
+        """Log a line and scalars; speed is measured since the previous call (or `start`)."""
+        now = time.perf_counter()
+        then, last_step = self._mark
+        done = step - last_step
+        if done > 0 and now > then:
+            self.images_per_s = done * self.global_batch / (now - then)
+        self._mark = (now, step)
+        eta = (self.steps - step) * self.global_batch / self.images_per_s if self.images_per_s > 0 else None
+        if self.is_chief:
+            log(format_progress(step, self.steps, metrics, lr, self.images_per_s, eta))
+        with self.writer.as_default(step=step):
+            for name, value in metrics.items():
+                write_scalar(f"loss/{SCALAR_NAMES.get(name, name)}", value, step)
+            write_scalar("train/learning_rate", lr, step)
+            write_scalar("train/images_per_s", self.images_per_s, step)
+
+    def image(self, step: int, name: str, grid: np.ndarray) -> None:
+        with self.writer.as_default(step=step):
+            write_image(name, grid, step)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()

@@ -1,0 +1,285 @@
+"""`trainctl fit`: distributed DeblurGAN training that resumes exactly and publishes generator versions.
+
+`run(cfg)` wires the pieces: strategy and precision (train.strategy), data (train.data), models, optimizers and
+the fused step (train.gan), state and resume rules (train.checkpoint), logs (train.runlog), sample grids
+(train.samples) and versions (train.versions). Only the chief writes versions, logs, samples and run.json; every
+worker takes part in checkpoint saves. A NaN/inf loss stops the run without saving the bad state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, TrainConfig
+from pipeline.console import log
+from pipeline.errors import ConfigError, DataError
+from train.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
+from train.models import GENERATOR_STRIDE, copy_generator
+from train.runlock import RunLock
+from train.signals import StopFlag
+from train.strategy import (
+    Cluster,
+    choose_precision,
+    cluster_from_env,
+    cpu_has_native_bf16,
+    describe,
+    is_multi_worker,
+    make_strategy,
+    set_precision,
+)
+
+# Aim for one tf.function call per ~2 s: few Python round trips, yet prompt signal handling.
+SECONDS_PER_CALL = 2.0
+MAX_STEPS_PER_CALL = 100
+
+
+@dataclass
+class FitResult:
+    """What a fit ended with: the step reached, the training generator, versions written, and why it stopped."""
+
+    step: int
+    generator: Any
+    versions: list[Path] = field(default_factory=list)
+    stopped_by: str | None = None
+
+
+def steps_until_boundary(step: int, t: TrainConfig, cap: int) -> int:
+    """How many steps to run in the next call: up to `cap`, never past a log/checkpoint/version step or the end."""
+    n = min(cap, t.steps - step)
+    for every in (t.log_every, t.checkpoint_every, t.version_every):
+        n = min(n, every - step % every)
+    return max(1, n)
+
+
+def run(cfg: Config) -> FitResult:
+    """Train per `cfg.train`; rerunning with the same run_dir resumes from its last checkpoint."""
+    t = cfg.train
+    info = read_dataset_info(t.data)  # a shards dir without dataset.json is refused before anything starts
+    info.split("train")
+    if t.crop_size > info.crop_size:
+        raise ConfigError(
+            f"train.crop_size={t.crop_size} is larger than the shards' crop_size {info.crop_size}"
+        )
+    strategy = make_strategy(t.strategy)  # first TF work: MultiWorkerMirrored must exist before other ops
+    cluster = cluster_from_env() if is_multi_worker(strategy) else Cluster(1, 0, True)
+    run_dir = Path(t.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir) if cluster.is_chief else contextlib.nullcontext()
+    with lock, StopFlag() as stop:
+        return _Fit(cfg, info, strategy, cluster, run_dir, stop).train()
+
+
+class _Fit:
+    """One fit: built in `__init__`, run by `train`."""
+
+    def __init__(
+        self, cfg: Config, info: DatasetInfo, strategy: Any, cluster: Cluster, run_dir: Path, stop: StopFlag
+    ) -> None:
+        import keras
+        import tensorflow as tf
+
+        from train import checkpoint as ckpt
+        from train.gan import DeblurGan
+        from train.runlog import RunLog
+
+        self.tf, self.cfg, self.t, self.info = tf, cfg, cfg.train, info
+        self.strategy, self.cluster, self.run_dir, self.stop = strategy, cluster, run_dir, stop
+        t = self.t
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        self.policy = choose_precision(t.mixed_precision, has_gpu, cpu_has_native_bf16())
+        set_precision(self.policy)
+        replicas = strategy.num_replicas_in_sync
+        if t.batch_size % replicas:
+            raise ConfigError(f"train.batch_size={t.batch_size} is not divisible by the {replicas} replicas")
+        # Keras initializers and dropout draw from the global seed: fixing it makes a run reproducible.
+        keras.utils.set_random_seed(t.seed)
+        self.gan = DeblurGan(strategy, t, self.policy)
+        self.record = ckpt.run_record(
+            cfg, info.fingerprint(), replicas, cluster.workers, self.gan.loss_scaling
+        )
+        self.checkpoints = ckpt.RunCheckpoint(run_dir, cluster, self.gan.checkpoint_objects())
+        latest = self.checkpoints.latest()
+        old = ckpt.read_run_record(run_dir)
+        same_data = ckpt.compare_runs(old, self.record, run_dir) if latest and old else True
+        resume_data = (
+            bool(latest) and same_data and self.checkpoints.has_data_state(ckpt.checkpoint_step(latest))
+        )
+        if latest and not resume_data:
+            if same_data:
+                log(
+                    f"warning: no saved data position for worker {cluster.index}; starting a fresh data stream"
+                )
+            self.checkpoints.restore_state(latest)
+        # A fresh data stream must not replay the first batches of the run: fold the step into the seed.
+        data_seed = t.seed if resume_data or not latest else t.seed + 7919 * int(self.gan.step.numpy())
+        self.local_replicas = replicas // cluster.workers
+        context = tf.distribute.InputContext(cluster.workers, cluster.index, replicas)
+        dataset = make_dataset(
+            t.data, "train", t.batch_size, t.crop_size, True, context, data_seed, t.skip_corrupt, info=info
+        )
+        self.iterator = iter(stack_replicas(dataset, self.local_replicas))
+        self.checkpoints.track(self.iterator)
+        if resume_data:
+            self.checkpoints.restore(latest, ckpt.checkpoint_step(latest))
+        self.resumed_from = latest
+        self.last_saved = int(self.gan.step.numpy()) if latest else None
+        if cluster.is_chief and not (latest and old):
+            ckpt.write_run_record(run_dir, self.record)
+        self.runlog = RunLog(run_dir, t.steps, t.batch_size, cluster.is_chief)
+        self._export: Any = None
+        self._samples: Any = None
+        self._vote: Any = None
+        self.versions: list[Path] = []
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+
+    def _log_start(self, step: int) -> None:
+        t, replicas = self.t, self.strategy.num_replicas_in_sync
+        where = (
+            f"resuming at step {step} from {self.resumed_from}" if self.resumed_from else "starting at step 0"
+        )
+        if self.cluster.is_chief:
+            log(
+                f"fit: {describe(self.strategy)}, {replicas} replica(s) on {self.cluster.workers} worker(s), "
+                f"global batch {t.batch_size} ({t.batch_size // replicas} per replica), precision {self.policy}, "
+                f"{self.info.examples('train')} training crops in {t.data}; {where}, training to step {t.steps}"
+            )
+
+    def _any_worker_stopping(self) -> bool:
+        """The stop flag, agreed by all workers (a signal to one worker must stop all, or saves would hang)."""
+        flag = self.stop.is_set
+        if self.cluster.workers <= 1:
+            return flag
+        tf, strategy = self.tf, self.strategy
+        if self._vote is None:
+
+            @tf.function
+            def vote(flag: tf.Tensor) -> tf.Tensor:
+                votes = strategy.run(lambda: tf.identity(flag))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
+
+            self._vote = vote
+        return bool(self._vote(tf.constant(1 if flag else 0, tf.int32)).numpy() > 0)
+
+    def _save(self, step: int) -> None:
+        self.checkpoints.save(step)
+        self.last_saved = step
+        if self.cluster.is_chief:
+            from train.checkpoint import write_run_record
+
+            write_run_record(self.run_dir, self.record)
+
+    def _version(self, step: int, metrics: dict[str, float] | None) -> None:
+        if not self.cluster.is_chief:
+            return
+        from train import samples
+        from train.checkpoint import config_sha256
+        from train.versions import write_version
+
+        g = self.t.generator
+        if self._export is None:
+            self._export = copy_generator(self.gan.generator, g.filters, g.blocks, g.dropout)
+        else:
+            self._export.set_weights(self.gan.generator.get_weights())
+        meta = {
+            "step": step,
+            "config_sha256": config_sha256(self.cfg),
+            "dataset": self.info.fingerprint(),
+            "metrics": {},
+            "train_losses": metrics or {},
+            "precision": self.policy,
+        }
+        path = write_version(self.run_dir, self._export, meta, keep=self.t.keep_versions)
+        self.versions.append(path)
+        if self._samples is None:
+            size = self.info.crop_size // GENERATOR_STRIDE * GENERATOR_STRIDE
+            self._samples = samples.validation_crops(self.t.data, self.info, size)
+        blur, sharp = self._samples
+        grid = samples.sample_grid(blur, self._export(blur, training=False).numpy(), sharp)
+        samples.write_png_atomic(samples.sample_path(self.run_dir, step), grid)
+        self.runlog.image(step, "samples/blur_restored_sharp", grid)
+        log(f"version {path.name} at step {step}: {path}")
+
+    def _data_error(self, exc: Exception) -> DataError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        bad = find_corrupt_shards(self.info, "train")
+        hint = "set train.skip_corrupt=true to skip unreadable records, or re-run `gopro-prep shard`"
+        if bad:
+            return DataError(f"corrupt shard {bad[0]}; {hint}")
+        return DataError(f"{self.t.data}: unreadable training data ({first}); {hint}")
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+
+    def train(self) -> FitResult:
+        tf, t = self.tf, self.t
+        step = int(self.gan.step.numpy())
+        self._log_start(step)
+        try:
+            if step >= t.steps:
+                from train.versions import list_versions
+
+                done = list_versions(self.run_dir)
+                if self.cluster.is_chief and (not done or done[-1].step != step):
+                    self._version(step, None)
+                log(
+                    f"fit: already at step {step} of {t.steps}; nothing to train (raise train.steps to go on)"
+                )
+                return FitResult(step, self.gan.generator, self.versions)
+            fn = self.gan.train_function(first_replica=self.cluster.index * self.local_replicas)
+            cap = 1
+            self.runlog.start(step)
+            while step < t.steps and not self._any_worker_stopping():
+                n = steps_until_boundary(step, t, cap)
+                began = time.perf_counter()
+                try:
+                    metrics, finite = fn(self.iterator, tf.constant(n, tf.int32))
+                except tf.errors.DataLossError as exc:
+                    raise self._data_error(exc) from None
+                except tf.errors.InvalidArgumentError as exc:
+                    if "GetNext" not in str(exc) and "decode" not in str(exc).lower():
+                        raise
+                    raise self._data_error(exc) from None
+                except tf.errors.OutOfRangeError:
+                    raise DataError(f"{t.data}: no readable training examples left") from None
+                new_step = int(self.gan.step.numpy())
+                values = {k: float(v) for k, v in metrics.items()}
+                if not bool(finite):
+                    bad = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if not abs(v) < float("inf"))
+                    kept = (
+                        f"the last good checkpoint is step {self.last_saved} in {self.checkpoints.directory}"
+                        if self.last_saved is not None
+                        else "no checkpoint was saved"
+                    )
+                    raise DataError(
+                        f"step {new_step + 1}: loss is not finite ({bad}); training stopped without saving, {kept} "
+                        "(lower train.optimizer.lr or check the data)"
+                    )
+                done = new_step - step
+                step = new_step
+                cap = max(
+                    1, min(MAX_STEPS_PER_CALL, int(SECONDS_PER_CALL * done / (time.perf_counter() - began)))
+                )
+                if step % t.log_every == 0 or step == t.steps:
+                    self.runlog.progress(step, values, self.gan.learning_rate())
+                if step % t.checkpoint_every == 0 or step == t.steps:
+                    self._save(step)
+                if step % t.version_every == 0 or step == t.steps:
+                    self._version(step, values)
+            stopped_by = self.stop.signal_name or ("another worker" if step < t.steps else None)
+            if stopped_by:
+                if self.last_saved != step:
+                    self._save(step)
+                if self.cluster.is_chief:
+                    log(
+                        f"fit: stopped by {stopped_by} at step {step}; checkpoint saved in "
+                        f"{self.checkpoints.directory}; rerun `trainctl fit` to resume"
+                    )
+            elif self.cluster.is_chief:
+                log(f"fit: done at step {step}; generator versions in {self.run_dir / 'generator'}")
+            return FitResult(step, self.gan.generator, self.versions, stopped_by)
+        finally:
+            self.runlog.close()
