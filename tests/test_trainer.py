@@ -132,6 +132,17 @@ def test_changed_model_shape_is_refused(shards: Path, tmp_path: Path) -> None:
         run(tiny(shards, tmp_path / "r", steps=2, generator={"filters": 8, "blocks": 2}))
 
 
+def test_changed_batch_size_resumes_weights_with_a_fresh_data_stream(
+    shards: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    run(tiny(shards, tmp_path / "r", steps=2))
+    result = run(tiny(shards, tmp_path / "r", steps=3, batch_size=2))
+    err = capfd.readouterr().err
+    assert result.step == 3 and "batch_size changed since the last checkpoint" in err
+    assert "resuming at step 2" in err
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["data"]["batch_size"] == 2
+
+
 def test_dir_without_dataset_json_is_refused_by_the_cli(tmp_path: Path) -> None:
     empty = tmp_path / "not-shards"
     empty.mkdir()
