@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from pipeline import fsio
@@ -81,10 +80,10 @@ def size_batches(rows: Sequence[dict[str, Any]], batch_size: int) -> list[list[d
 
 
 def _read_rgb(path: str) -> np.ndarray:
-    img = fsio.read_image_bgr(path)
+    img = fsio.read_image(path, rgb=True)
     if img is None:
         raise DataError(f"{path}: cannot read or decode image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
 
 
 def load_pair(src: str, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
