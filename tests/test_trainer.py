@@ -143,6 +143,20 @@ def test_changed_batch_size_resumes_weights_with_a_fresh_data_stream(
     assert json.loads((tmp_path / "r" / "run.json").read_text())["data"]["batch_size"] == 2
 
 
+def test_mixed_float16_scales_each_loss_and_checkpoints_the_scales(shards: Path, tmp_path: Path) -> None:
+    """The GPU precision path (LossScaleOptimizer per optimizer) runs on CPU too, slowly: 2 tiny steps."""
+    import keras
+
+    result = run(tiny(shards, tmp_path / "r", steps=2, mixed_precision="mixed_float16"))
+    assert result.step == 2 and keras.mixed_precision.global_policy().name == "float32"
+    names = [n for n, _ in tf.train.list_variables(str(tmp_path / "r" / "checkpoints" / "ckpt-2"))]
+    assert {
+        "generator_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE",
+        "critic_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE",
+    } <= set(names)
+    assert all(np.isfinite(w).all() for w in weights(result.generator))
+
+
 def test_dir_without_dataset_json_is_refused_by_the_cli(tmp_path: Path) -> None:
     empty = tmp_path / "not-shards"
     empty.mkdir()

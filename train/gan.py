@@ -2,7 +2,8 @@
 
 One `tf.function` call runs several whole GAN steps (a steps-per-execution loop); each step is, per replica:
   1. restore the batch once with the generator, on a tape kept for the generator update;
-  2. `critic.updates` WGAN-GP critic updates against that (detached) restoration;
+  2. `critic.updates` WGAN-GP critic updates against that (detached) restoration (skipped when
+     `loss.adversarial` is 0: the critic would not influence anything);
   3. one generator update: perceptual + adversarial (with the updated critic) + pixel loss.
 Losses are per-example sums divided by the GLOBAL batch, so gradients are the same on any replica count, and the
 gradient-penalty mixing weights come from a stateless RNG keyed on (seed, step, global example index).
@@ -103,8 +104,10 @@ class DeblurGan:
                 sharp_features = (
                     self.features(losses.vgg_preprocess(sharp), training=False) if self.features else None
                 )
-                # 2. Critic updates (WGAN-GP) against the detached restoration.
-                for u in range(t.critic.updates):
+                # 2. Critic updates (WGAN-GP) against the detached restoration (none if it has no say).
+                zeros = tf.zeros([local], tf.float32)
+                c_parts = {"critic": zeros, "wasserstein": zeros, "gp": zeros}
+                for u in range(t.critic.updates if t.loss.adversarial > 0 else 0):
                     with tf.GradientTape() as c_tape:
                         c_parts = losses.critic_loss(
                             self.critic, sharp, fake, eps[u], t.critic.gradient_penalty

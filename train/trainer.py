@@ -69,8 +69,20 @@ def run(cfg: Config) -> FitResult:
     run_dir = Path(t.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir) if cluster.is_chief else contextlib.nullcontext()
-    with lock, StopFlag() as stop:
+    with lock, StopFlag() as stop, global_policy_restored():
         return _Fit(cfg, info, strategy, cluster, run_dir, stop).train()
+
+
+@contextlib.contextmanager
+def global_policy_restored() -> Any:
+    """Fit sets the global Keras dtype policy to build its models; give the caller's policy back afterwards."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 class _Fit:
