@@ -24,7 +24,7 @@ from pipeline.errors import ConfigError, DataError
 from train.augment import paired_augment
 
 DATASET_FILE = "dataset.json"
-SHUFFLE_RECORDS = 256  # serialized records held for shuffling (their bytes also go into iterator checkpoints)
+SHUFFLE_RECORDS = 64  # records held for shuffling, after an 8-file interleave; their bytes go into every checkpoint
 MAX_PARALLEL_FILES = 8
 
 

@@ -8,8 +8,10 @@ MultiWorkerMirroredStrategy must be created before any other TensorFlow op runs:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +104,18 @@ def set_precision(policy: str) -> None:
     import keras
 
     keras.mixed_precision.set_global_policy(policy)
+
+
+@contextlib.contextmanager
+def global_policy_restored() -> Iterator[None]:
+    """Fit sets the global Keras dtype policy to build its models; give the caller's policy back afterwards."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def is_multi_worker(strategy: Any) -> bool:

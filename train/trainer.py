@@ -27,6 +27,7 @@ from train.strategy import (
     cluster_from_env,
     cpu_has_native_bf16,
     describe,
+    global_policy_restored,
     is_multi_worker,
     make_strategy,
     set_precision,
@@ -71,18 +72,6 @@ def run(cfg: Config) -> FitResult:
     lock = RunLock(run_dir) if cluster.is_chief else contextlib.nullcontext()
     with lock, StopFlag() as stop, global_policy_restored():
         return _Fit(cfg, info, strategy, cluster, run_dir, stop).train()
-
-
-@contextlib.contextmanager
-def global_policy_restored() -> Any:
-    """Fit sets the global Keras dtype policy to build its models; give the caller's policy back afterwards."""
-    import keras
-
-    previous = keras.mixed_precision.global_policy()
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 class _Fit:
@@ -226,55 +215,59 @@ class _Fit:
 
     # ---- the loop ------------------------------------------------------------------------------------------
 
+    def _run_steps(self, fn: Any, n: int) -> tuple[int, dict[str, float]]:
+        """Run up to `n` steps in one call; map data errors to DataError and stop on a non-finite loss."""
+        tf = self.tf
+        try:
+            metrics, finite = fn(self.iterator, tf.constant(n, tf.int32))
+        except tf.errors.DataLossError as exc:
+            raise self._data_error(exc) from None
+        except tf.errors.InvalidArgumentError as exc:  # a record that parses but does not decode
+            if "GetNext" not in str(exc) and "decode" not in str(exc).lower():
+                raise
+            raise self._data_error(exc) from None
+        except tf.errors.OutOfRangeError:
+            raise DataError(f"{self.t.data}: no readable training examples left") from None
+        step = int(self.gan.step.numpy())
+        values = {k: float(v) for k, v in metrics.items()}
+        if not bool(finite):
+            bad = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if not abs(v) < float("inf"))
+            kept = (
+                f"the last good checkpoint is step {self.last_saved} in {self.checkpoints.directory}"
+                if self.last_saved is not None
+                else "no checkpoint was saved"
+            )
+            raise DataError(
+                f"step {step + 1}: loss is not finite ({bad}); training stopped without saving, {kept} "
+                "(lower train.optimizer.lr or check the data)"
+            )
+        return step, values
+
+    def _finished_already(self, step: int) -> FitResult:
+        """Rerun of a completed run: make sure the final step has a version, train nothing."""
+        from train.versions import list_versions
+
+        existing = list_versions(self.run_dir)
+        if self.cluster.is_chief and (not existing or existing[-1].step != step):
+            self._version(step, None)
+        log(f"fit: already at step {step} of {self.t.steps}; nothing to train (raise train.steps to go on)")
+        return FitResult(step, self.gan.generator, self.versions)
+
     def train(self) -> FitResult:
-        tf, t = self.tf, self.t
+        t = self.t
         step = int(self.gan.step.numpy())
         self._log_start(step)
         try:
             if step >= t.steps:
-                from train.versions import list_versions
-
-                done = list_versions(self.run_dir)
-                if self.cluster.is_chief and (not done or done[-1].step != step):
-                    self._version(step, None)
-                log(
-                    f"fit: already at step {step} of {t.steps}; nothing to train (raise train.steps to go on)"
-                )
-                return FitResult(step, self.gan.generator, self.versions)
+                return self._finished_already(step)
             fn = self.gan.train_function(first_replica=self.cluster.index * self.local_replicas)
-            cap = 1
+            cap = 1  # steps per call: grows to ~SECONDS_PER_CALL of work once a step has been timed
             self.runlog.start(step)
             while step < t.steps and not self._any_worker_stopping():
-                n = steps_until_boundary(step, t, cap)
                 began = time.perf_counter()
-                try:
-                    metrics, finite = fn(self.iterator, tf.constant(n, tf.int32))
-                except tf.errors.DataLossError as exc:
-                    raise self._data_error(exc) from None
-                except tf.errors.InvalidArgumentError as exc:
-                    if "GetNext" not in str(exc) and "decode" not in str(exc).lower():
-                        raise
-                    raise self._data_error(exc) from None
-                except tf.errors.OutOfRangeError:
-                    raise DataError(f"{t.data}: no readable training examples left") from None
-                new_step = int(self.gan.step.numpy())
-                values = {k: float(v) for k, v in metrics.items()}
-                if not bool(finite):
-                    bad = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if not abs(v) < float("inf"))
-                    kept = (
-                        f"the last good checkpoint is step {self.last_saved} in {self.checkpoints.directory}"
-                        if self.last_saved is not None
-                        else "no checkpoint was saved"
-                    )
-                    raise DataError(
-                        f"step {new_step + 1}: loss is not finite ({bad}); training stopped without saving, {kept} "
-                        "(lower train.optimizer.lr or check the data)"
-                    )
-                done = new_step - step
-                step = new_step
-                cap = max(
-                    1, min(MAX_STEPS_PER_CALL, int(SECONDS_PER_CALL * done / (time.perf_counter() - began)))
-                )
+                new_step, values = self._run_steps(fn, steps_until_boundary(step, t, cap))
+                per_call = SECONDS_PER_CALL * (new_step - step) / (time.perf_counter() - began)
+                cap, step = max(1, min(MAX_STEPS_PER_CALL, int(per_call))), new_step
                 if step % t.log_every == 0 or step == t.steps:
                     self.runlog.progress(step, values, self.gan.learning_rate())
                 if step % t.checkpoint_every == 0 or step == t.steps:
