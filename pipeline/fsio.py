@@ -6,15 +6,35 @@ appears whole when its writer closes. Callers that need atomic publishing handle
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
 import shutil
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
 
 _BUFFER = 1 << 20
+# Errors that mean "the destination cannot take this write" (full disk, file size limit, quota, read-only).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS})
+
+
+@contextlib.contextmanager
+def errors_name(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Make OSErrors raised while writing `path` name it.
+
+    A full disk surfaces at write, flush or close with no file name at all, and shutil's sendfile copy names the
+    *source* file; either way the one-line CLI error would not say where the problem is.
+    """
+    try:
+        yield
+    except OSError as exc:
+        target = os.fspath(path)
+        if exc.filename is None or (exc.errno in WRITE_ERRNOS and exc.filename != target):
+            raise OSError(exc.errno, exc.strerror or str(exc), target) from exc
+        raise
 
 
 def is_remote(path: str) -> bool:
@@ -49,10 +69,12 @@ def open_read(path: str) -> BinaryIO:
     return fs.open(path, compression_type=raw)
 
 
-def open_write(path: str) -> BinaryIO:
-    """Open a file for writing, creating local parent dirs; remote objects appear when closed."""
+def open_write(path: str, parents: bool = True) -> BinaryIO:
+    """Open a file for writing, creating local parent dirs unless `parents` is False; remote objects appear when
+    closed."""
     if not is_remote(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if parents:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         return open(path, "wb", buffering=_BUFFER)
     fs, raw = _beam()
     return fs.create(path, compression_type=raw)
@@ -70,9 +92,14 @@ def write_bytes(path: str, data: bytes) -> None:
             fh.write(data)
         return
     tmp = f"{path}.part-{os.getpid()}"
-    with open_write(tmp) as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with errors_name(path), open_write(tmp) as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def read_image(path: str, rgb: bool = False) -> np.ndarray | None:

@@ -7,13 +7,16 @@ its source (same inode, same bytes, or for symlinks the same target) is left alo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.console import log
+from pipeline.fsio import errors_name
 
 TMP_MARK = ".tmp-organize"  # suffix of temp names; leftovers from an interrupted run are cleaned as stale
 _LINK_FALLBACK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK}
@@ -48,17 +51,32 @@ def is_current(src: str, dst: Path, link: str) -> bool:
 class Linker:
     """Places RAW files in OUT as hardlinks, symlinks or copies, each via a temp name and an atomic rename."""
 
-    def __init__(self, link: str) -> None:
+    def __init__(self, link: str, before_first_change: Callable[[], None] | None = None) -> None:
         self.link = link
         self.fell_back = False
+        self._before_first_change = before_first_change
 
     def place(self, src: str, dst: Path) -> bool:
         """Make `dst` hold `src`; False when it already did (nothing written)."""
         if is_current(src, dst, self.link):
             return False
+        if self._before_first_change is not None:
+            self._before_first_change()
+            self._before_first_change = None
         tmp = dst.with_name(f".{dst.name}{TMP_MARK}")
         if os.path.lexists(tmp):
             os.unlink(tmp)
+        try:
+            with errors_name(dst):
+                self._make(src, dst, tmp)
+                os.replace(tmp, dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a half-copied temp file on a full disk must not stay behind
+            raise
+        return True
+
+    def _make(self, src: str, dst: Path, tmp: Path) -> None:
         if self.link == "hardlink" and not self.fell_back:
             try:
                 os.link(src, tmp)
@@ -71,5 +89,3 @@ class Linker:
             os.symlink(os.path.abspath(src), tmp)
         elif self.link == "copy" or self.fell_back:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-        return True

@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline.config import OrganizeConfig
 from pipeline.console import log, track
 from pipeline.errors import DataError, UsageError
+from pipeline.fsio import errors_name
 from pipeline.linking import TMP_MARK, Linker
 from pipeline.pngmeta import PngError, read_png_info
 
@@ -200,10 +201,14 @@ def _split_verified(p: Plan, results) -> Plan:
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Write JSON lines to a temp name, then rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}{TMP_MARK}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        with errors_name(path), open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, sort_keys=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def manifest_row(pair: Pair, blur: str) -> dict:
@@ -230,7 +235,10 @@ class ApplyStats:
 def apply(p: Plan, out: Path, link: str) -> ApplyStats:
     """Link every good pair into OUT, write manifest.jsonl and rejected.jsonl, then remove stale outputs."""
     out = Path(out)
-    linker = Linker(link)
+    manifest = out / "manifest.jsonl"
+    # The manifest goes before the first file in OUT changes and comes back at the end: a run that fails midway
+    # (full disk) leaves no manifest describing files it has half replaced.
+    linker = Linker(link, before_first_change=lambda: manifest.unlink(missing_ok=True))
     expected: set[str] = set()
     written = unchanged = 0
     for split in {pair.split for pair in p.pairs}:
@@ -245,7 +253,7 @@ def apply(p: Plan, out: Path, link: str) -> ApplyStats:
             else:
                 unchanged += 1
     rows = [manifest_row(pair, p.blur) for pair in p.pairs]
-    write_jsonl(out / "manifest.jsonl", rows)
+    write_jsonl(manifest, rows)
     write_jsonl(
         out / "rejected.jsonl", [asdict(r) for r in sorted(p.rejects, key=lambda r: (r.path, r.reason))]
     )
