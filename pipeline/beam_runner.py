@@ -14,11 +14,13 @@ main process, and DoFns print their progress lines to stderr directly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from pipeline.config import ShardConfig
@@ -46,6 +48,29 @@ def _add_filter(logger: logging.Logger, new: _DropMessage) -> None:
 def quiet_beam_import() -> None:
     """Drop Beam's harmless import-time 'apitools not found' warning (call before importing apache_beam)."""
     _add_filter(logging.getLogger(), _DropMessage("apitools not found"))
+
+
+# Loggers that repeat a failing DoFn's traceback: in-process bundles log it from runners.common, and the job
+# service forwards what worker processes log. The failure itself still reaches the caller as one exception.
+FAILURE_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.portability.local_job_service")
+
+
+@contextlib.contextmanager
+def quiet_failures(enabled: bool = True) -> Iterator[None]:
+    """While a pipeline runs, keep Beam's logged copies of a DoFn's traceback off stderr (the CLI prints one
+    `error:` line instead; `--debug` passes `enabled=False` to keep them)."""
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in FAILURE_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def options_to_flags(options: dict[str, Any]) -> list[str]:
@@ -127,9 +152,32 @@ def local_runner(options: Any) -> Any:
     return fn_runner.FnApiRunner(default_environment=env, provision_info=provision)
 
 
+class _NoTracebacks:
+    """Worker stderr: the SDK harness prints a failed bundle's traceback here as well as sending it to the runner,
+    which raises it in the main process (one `error:` line at the CLI). Drop that copy; pass everything else."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._dropping = False
+
+    def write(self, text: str) -> int:
+        was, self._dropping = self._dropping, text.startswith("Traceback (most recent call last):")
+        if self._dropping or (was and text == "\n"):  # print() writes the trailing newline separately
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def worker_main() -> None:
-    """Beam's SDK worker, without the stderr log handler Beam's import would install."""
+    """Beam's SDK worker, without the stderr log handler Beam's import would install, and without its printed
+    copy of a failing bundle's traceback unless debugging (GOPRO_DEBUG=1, which `--debug` exports)."""
+    from pipeline.console import debug_enabled
+
     logging.getLogger().addHandler(logging.NullHandler())  # basicConfig() is a no-op once root has a handler
+    if not debug_enabled():
+        sys.stderr = _NoTracebacks(sys.stderr)
     from apache_beam.runners.worker import sdk_worker_main
 
     sdk_worker_main.main(sys.argv)

@@ -22,9 +22,11 @@ _debug = False
 
 
 def set_debug(flag: bool) -> None:
-    """Turn tracebacks on (`--debug` or GOPRO_DEBUG=1)."""
+    """Turn tracebacks on (`--debug` or GOPRO_DEBUG=1); exported, so worker processes show theirs too."""
     global _debug
     _debug = flag
+    if flag:
+        os.environ["GOPRO_DEBUG"] = "1"
 
 
 def debug_enabled() -> bool:

@@ -11,6 +11,7 @@ Everything is written into a staging dir next to OUT, dataset.json last, then re
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +22,9 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from apache_beam.runners.runner import create_runner
 
 from pipeline import __version__, fsio, publish
-from pipeline.beam_runner import LOCAL_RUNNER, local_runner, pipeline_options
+from pipeline.beam_runner import LOCAL_RUNNER, local_runner, pipeline_options, quiet_failures
 from pipeline.config import ShardConfig
-from pipeline.console import log
+from pipeline.console import debug_enabled, log
 from pipeline.errors import DataError, UsageError
 from pipeline.records import FORMAT_VERSION
 from pipeline.shard_plan import (
@@ -41,6 +42,8 @@ from pipeline.shard_plan import (
 from pipeline.shard_writer import CropParams, write_metadata, write_shard
 
 METRICS_NAMESPACE = "gopro-shard"
+# How an OSError naming a file reads once Beam re-raised it from a worker: "[Errno 28] No space left on device: 'F'".
+_OS_ERROR = re.compile(r"\[Errno \d+\] (?P<reason>[^\[\]]+?): '(?P<path>[^']+)'")
 
 
 # ---- stages -------------------------------------------------------------------------------------------------
@@ -103,9 +106,16 @@ class WriteShardFn(beam.DoFn):
         self.rejected = Metrics.counter(METRICS_NAMESPACE, "rejected")
         self.bytes = Metrics.counter(METRICS_NAMESPACE, "bytes")
 
+    def setup(self) -> None:
+        fsio.makedirs(self.out_dir)
+
     def process(self, element):
         key, pairs = element
-        res = write_shard(self.out_dir, tuple(key), pairs, self.params, progress=_log_progress, every_s=5.0)
+        # make_dir=False: the dir exists from setup(); a worker left running by a killed run must fail rather
+        # than re-create it after the next run cleaned it up.
+        res = write_shard(
+            self.out_dir, tuple(key), pairs, self.params, progress=_log_progress, every_s=5.0, make_dir=False
+        )
         self.pairs.inc(res["pairs"])
         self.examples.inc(res["examples"])
         self.rejected.inc(len(res["rejected"]))
@@ -187,6 +197,15 @@ def _beam_failure(exc: BaseException) -> str:
     return lines[-1] if lines else exc.__class__.__name__
 
 
+def _failure_message(exc: BaseException, where: str) -> str:
+    """One line for a failed pipeline; an OS error in a worker (full disk, read-only dir) leads with its file."""
+    last = _beam_failure(exc)
+    found = _OS_ERROR.search(last)
+    if found:
+        return f"{found['path']}: {found['reason']} (shard pipeline failed on {where})"
+    return f"shard pipeline failed on {where}: {last}"
+
+
 def base_metadata(cfg: ShardConfig, summary: ManifestSummary) -> dict[str, Any]:
     """dataset.json fields known before the run (the per-split counts come from the shards)."""
     return {
@@ -217,9 +236,10 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
     try:
         build_pipeline(p, summary.path, staging, params, cfg.shards.model_dump(), base_metadata(cfg, summary))
         try:
-            p.run().wait_until_finish()
+            with quiet_failures(not debug_enabled()):
+                p.run().wait_until_finish()
         except Exception as exc:
-            raise DataError(f"shard pipeline failed on {where}: {_beam_failure(exc)}") from None
+            raise DataError(_failure_message(exc, where)) from None
         meta = _check_written(staging, summary.pairs)
         size = sum(
             fsio.size(fsio.join(staging, s["file"])) for v in meta["splits"].values() for s in v["shards"]

@@ -92,11 +92,13 @@ def write_shard(
     params: CropParams,
     progress: Progress | None = None,
     every_s: float = 10.0,
+    make_dir: bool = True,
 ) -> dict[str, Any]:
     """Write shard `key` = (split, index, count) into `out_dir`; returns its counts and reject rows.
 
     Pairs are written in sorted (scene, frame) order, so the file's bytes do not depend on how the runner
     delivered them. An empty file is still written when every pair is rejected (dataset.json lists it).
+    `make_dir=False` fails instead of creating a missing `out_dir` (see WriteShardFn). Write errors name the file.
     """
     split, index, count = key
     name = shard_name(split, index, count)
@@ -112,7 +114,8 @@ def write_shard(
         "rejected": [],
     }
     last = time.monotonic()
-    with fsio.open_write(fsio.join(out_dir, name)) as fh:
+    path = fsio.join(out_dir, name)
+    with fsio.errors_name(path), fsio.open_write(path, parents=make_dir) as fh:
         for pair in ordered:
             result["pairs"] += 1
             loaded = load_pair(pair, params)
