@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -123,6 +124,9 @@ class RunCheckpoint:
         self.checkpoint: Any = None
         self.manager: Any = None
         self.data_manager: Any = None
+        if cluster.is_chief and self.directory.is_dir():  # saves cut short by a kill (the run dir is locked)
+            for temp in self.directory.glob("ckpt-*_temp"):
+                shutil.rmtree(temp, ignore_errors=True)
 
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(str(self.directory))
@@ -160,12 +164,29 @@ class RunCheckpoint:
         _check_matched(self.data_manager.checkpoint.restore(data_path), data_path)
 
     def save(self, step: int) -> str:
-        """Every worker calls this; only the chief's model files are kept."""
-        path = self.manager.save(checkpoint_number=step)
+        """Every worker calls this; only the chief's model files are kept. A failed write (full disk, read-only
+        dir) is a DataError naming the dir, and leaves no temp dir: the last complete checkpoint stays the latest."""
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except tf.errors.OpError as exc:
+            # TF writes into ckpt-N_temp/ and renames the files; a failed save leaves that dir behind.
+            for temp in Path(self.write_dir).glob(f"ckpt-{step}_temp*"):
+                shutil.rmtree(temp, ignore_errors=True)
+            raise DataError(
+                f"{self.write_dir}: cannot save the checkpoint for step {step}: {op_error_reason(exc)}"
+            ) from None
         if not self.cluster.is_chief:
             shutil.rmtree(self.write_dir, ignore_errors=True)
             self.data_manager.save(checkpoint_number=step)
         return path
+
+
+def op_error_reason(exc: Exception) -> str:
+    """The OS reason in a TF I/O error: `{{function_node ...}} /path/file.tempstate123; No space left on device
+    [Op:SaveV2]` -> `No space left on device`."""
+    text = re.sub(r"\s*\[Op:\w+\]\s*$", "", getattr(exc, "message", None) or str(exc)).strip()
+    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", text)
+    return text.rsplit("; ", 1)[-1] if "; " in text else text
 
 
 def checkpoint_step(path: str) -> int:

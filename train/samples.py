@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.fsio import errors_name
+
 SAMPLES_DIR = "samples"
 SAMPLE_COUNT = 4
 GAP = 2  # white pixels between tiles
@@ -51,7 +53,7 @@ def write_png_atomic(path: Path, rgb: np.ndarray) -> None:
         raise ValueError(f"{path}: PNG encoding failed")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with errors_name(path), os.fdopen(fd, "wb") as fh:
             fh.write(buf.tobytes())
         os.replace(tmp, path)
     except BaseException:

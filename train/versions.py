@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DataError, UsageError
+from pipeline.fsio import errors_name
 
 MODEL_FILE = "generator.keras"
 META_FILE = "meta.json"
@@ -54,7 +55,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with errors_name(path), os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
             fh.flush()
@@ -68,7 +69,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def _write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with errors_name(path), os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -146,17 +147,18 @@ def write_version(run_dir: str | Path, generator: Any, meta: dict[str, Any], kee
     name = version_name(next_version_number(run_dir))
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
     try:
-        generator.save(tmp / MODEL_FILE)
-        full_meta = {
-            **meta,
-            "version": name,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "host": socket.gethostname(),
-            "versions": {"tf": tf.__version__, "keras": keras.__version__},
-        }
-        full_meta.setdefault("metrics", {})
-        write_json_atomic(tmp / META_FILE, full_meta)
-        os.replace(tmp, root / name)
+        with errors_name(root / name):  # a full disk while writing: name the version, not its temp dir
+            generator.save(tmp / MODEL_FILE)
+            full_meta = {
+                **meta,
+                "version": name,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "host": socket.gethostname(),
+                "versions": {"tf": tf.__version__, "keras": keras.__version__},
+            }
+            full_meta.setdefault("metrics", {})
+            write_json_atomic(tmp / META_FILE, full_meta)
+            os.replace(tmp, root / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -174,7 +176,11 @@ def prune_versions(run_dir: str | Path, keep: int) -> list[str]:
     excess = len(versions) - keep
     deleted = []
     for info in removable[: max(0, excess)]:
-        shutil.rmtree(info.path, ignore_errors=True)
+        # Renamed away first, so a kill mid-delete leaves a hidden temp dir (cleaned below), not half a version.
+        doomed = info.path.with_name(f".{info.name}.tmp-pruned")
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.replace(info.path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
         deleted.append(info.name)
     for stale in generator_dir(run_dir).glob(".v*.tmp-*"):  # left by a killed writer
         shutil.rmtree(stale, ignore_errors=True)
