@@ -1,0 +1,204 @@
+"""Real OS faults for the CLI fault tests: a full or read-only output disk, processes and their workers.
+
+Tests run as root here and in CI, where permission bits stop nothing, so faults come from the kernel:
+- a tiny or read-only tmpfs mounted in a private user+mount namespace (`unshare -rm`): ENOSPC / EROFS exactly as
+  on a real disk, invisible to other processes and gone when the command ends (what it left is copied out first);
+- where namespaces are not allowed (unprivileged containers), a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored):
+  writes past the limit fail with EFBIG;
+- a path under a regular file (ENOTDIR), which no privilege can write through.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI_TIMEOUT = 240
+
+# $1 disk, $2 tmpfs options, $3 ro|rw, $4 where to copy what is left, $5 seed dir or "", then the command.
+_IN_NAMESPACE = r"""
+disk="$1"; opts="$2"; mode="$3"; keep="$4"; seed="$5"; shift 5
+mount -t tmpfs -o "$opts" gopro-test "$disk" || exit 97
+if [ -n "$seed" ]; then cp -a "$seed/." "$disk/" || exit 98; fi
+if [ "$mode" = ro ]; then mount -o remount,ro "$disk" || exit 99; fi
+"$@"; rc=$?
+cp -a "$disk/." "$keep/"
+exit $rc
+"""
+
+
+def env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": str(ROOT),
+        "GOPRO_DEBUG": "",
+    }
+
+
+def gopro_prep(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", *args]
+
+
+def trainctl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "train.cli", *args]
+
+
+def run(cmd: list[str], timeout: float = CLI_TIMEOUT, **kwargs: object) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@functools.cache
+def namespace_mounts() -> str | None:
+    """None when `unshare -rm` can mount a tmpfs here, else why not (the reason a test is skipped with)."""
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        return "no unshare(1) on this system"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            done = subprocess.run(
+                ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=64k gopro-test "$0"', tmp],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"unshare -rm failed: {exc}"
+    if done.returncode:
+        return f"unshare -rm + mount tmpfs not allowed here: {done.stderr.strip()[:200]}"
+    return None
+
+
+@dataclass
+class Outcome:
+    """A finished command and what it left on its output disk (`left` mirrors `disk`, the path it was given)."""
+
+    returncode: int
+    stderr: str
+    disk: Path
+    left: Path
+
+    def leftover(self, path: Path) -> Path:
+        """Where `path` (under `disk`) can be inspected now."""
+        return self.left / path.relative_to(self.disk)
+
+
+def run_on_tmpfs(
+    cmd: list[str], tmp: Path, size: str, readonly: bool = False, seed: Path | None = None
+) -> Outcome:
+    """Run `cmd` with `tmp/disk` a private tmpfs of `size` (read-only after `seed` is copied in when asked)."""
+    disk, left = tmp / "disk", tmp / "left"
+    disk.mkdir()
+    left.mkdir()
+    args = [str(disk), f"size={size}", "ro" if readonly else "rw", str(left), str(seed or "")]
+    done = run(["unshare", "-rm", "sh", "-c", _IN_NAMESPACE, "sh", *args, *cmd])
+    assert done.returncode not in (97, 98, 99), f"namespace setup failed: {done.stderr}"
+    return Outcome(done.returncode, done.stderr, disk, left)
+
+
+def run_with_file_limit(cmd: list[str], tmp: Path, limit: int, seed: Path | None = None) -> Outcome:
+    """Run `cmd` with `tmp/disk` as output dir and no file allowed past `limit` bytes (EFBIG, like a full disk)."""
+    disk = tmp / "disk"
+    if seed is not None:
+        shutil.copytree(seed, disk)
+    disk.mkdir(exist_ok=True)
+
+    def limit_files() -> None:
+        signal.signal(
+            signal.SIGXFSZ, signal.SIG_IGN
+        )  # else the kernel kills the writer instead of failing it
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = run(cmd, preexec_fn=limit_files)
+    return Outcome(done.returncode, done.stderr, disk, disk)
+
+
+def run_full_disk(how: str, cmd: list[str], tmp: Path, size: int, seed: Path | None = None) -> Outcome:
+    """`how` = "tmpfs" (a `size`-byte disk) or "file-limit" (files capped at `size` bytes). `cmd` may hold the
+    placeholder "DISK" for the output disk's path."""
+    disk = tmp / "disk"
+    cmd = [a.replace("DISK", str(disk)) for a in cmd]
+    if how == "tmpfs":
+        return run_on_tmpfs(cmd, tmp, str(size), seed=seed)
+    return run_with_file_limit(cmd, tmp, size, seed=seed)
+
+
+def error_line(stderr: str, under: Path, leading: bool = True) -> str:
+    """The one `error: PATH: reason` line of a failed command, with PATH under `under` (anywhere in the line
+    unless `leading`). No traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    prefix = "error: " if leading else "error: .*"
+    assert re.match(rf"{prefix}{re.escape(str(under))}([/: ]|$)", errors[0]), errors[0]
+    return errors[0]
+
+
+def files_under(root: Path) -> list[str]:
+    """Every file and dir below `root`, relative, sorted (hidden ones too)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def manifest_names_only_existing_files(organized: Path) -> bool:
+    """True when organized/manifest.jsonl is absent, or every A/B file it names exists."""
+    manifest = organized / "manifest.jsonl"
+    if not manifest.exists():
+        return True
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    return all((organized / row[side]).is_file() for row in rows for side in ("a", "b"))
+
+
+# ---- processes -------------------------------------------------------------------------------------------------
+
+
+def _ppid_and_state(pid: int) -> tuple[int, str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1]), fields[0]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _ppid_and_state(int(entry))
+            if info:
+                children.setdefault(info[0], []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    info = _ppid_and_state(pid)
+    return info is not None and info[1] not in ("Z", "X")  # zombies have finished
+
+
+def wait_until_gone(pids: list[int], timeout: float = 60) -> list[int]:
+    """Wait for `pids` to exit; returns those still running after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in pids if alive(p)]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
