@@ -24,7 +24,9 @@ from pipeline.errors import ConfigError, DataError
 from train.augment import paired_augment
 
 DATASET_FILE = "dataset.json"
-SHUFFLE_RECORDS = 64  # records held for shuffling, after an 8-file interleave; their bytes go into every checkpoint
+SHUFFLE_RECORDS = (
+    64  # records held for shuffling, after an 8-file interleave; their bytes go into every checkpoint
+)
 MAX_PARALLEL_FILES = 8
 
 
@@ -172,7 +174,12 @@ def make_dataset(
 
     ds = ds.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
-        log(f"train.skip_corrupt: unreadable records in {shards_dir} ({split}) are skipped")
+        # One checksum pass over the split names the damaged files up front; tf.data only says "skipped".
+        bad = find_corrupt_shards(info, split)
+        for entry in bad:
+            log(f"train.skip_corrupt: skipping unreadable records in {entry}")
+        if not bad:
+            log(f"train.skip_corrupt: all {len(files)} {split} shards in {shards_dir} pass their checksums")
         ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(batch, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
