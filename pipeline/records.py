@@ -153,6 +153,7 @@ def record_from_lite(features: dict[str, Any]) -> CropRecord:
 
 # ---- TFRecord framing ---------------------------------------------------------------------------------------
 
+
 def _masked_crc32c(data: bytes) -> int:
     import google_crc32c  # hardware CRC32C (SSE4.2 / ARMv8): 0.09 ms per raw crop pair vs 3.1 ms with crcmod
 

@@ -1,6 +1,6 @@
 """Write the README picture: blur | deblurred | sharp for a few held-out frames, with a generator version.
 
-    python scripts/demo_grid.py VERSION_DIR ORGANIZED_DIR OUT.png [--split test] [--pairs 2]
+python scripts/demo_grid.py VERSION_DIR ORGANIZED_DIR OUT.png [--split test] [--pairs 2]
 """
 
 from __future__ import annotations
