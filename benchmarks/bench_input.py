@@ -119,7 +119,7 @@ def main() -> None:
             result[f"input_{enc}_crop{args.demo_crop}_batch{args.demo_batch}_batches_per_s"] / demo, 1
         )
     result["goal_ratio"] = 5.0
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def main() -> None:
     one, four = result["x1"]["peak_rss_mb"], result["x4"]["peak_rss_mb"]
     result["rss_ratio_4x_over_1x"] = round(four / one, 3)
     result["goal_ratio_max"] = 1.10
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def main() -> None:
         f"ours_{auto}_gp10_speedup_vs_seed_{auto}": round(ours[f"ours_{auto}_gp10"] / seed_auto, 2),
         "goal_speedup": 1.5,
     }
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

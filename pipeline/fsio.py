@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import posixpath
 import shutil
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -95,11 +96,25 @@ def write_bytes(path: str, data: bytes) -> None:
     try:
         with errors_name(path), open_write(tmp) as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write `data` as indented, key-sorted JSON atomically (see `write_bytes`)."""
+    write_bytes(os.fspath(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
+    """Write an HxWx3 uint8 RGB image as PNG atomically (see `write_bytes`)."""
+    from pipeline.records import encode_image
+
+    write_bytes(os.fspath(path), encode_image(np.ascontiguousarray(rgb), "png"))
 
 
 def read_image(path: str, rgb: bool = False) -> np.ndarray | None:

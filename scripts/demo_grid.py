@@ -21,7 +21,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2)
     args = parser.parse_args()
 
-    from train.deblur import read_rgb, sample_grid, write_png
+    from pipeline.fsio import write_png
+    from train.deblur import read_rgb, sample_grid
     from train.versions import load_generator
 
     rows = [json.loads(line) for line in (args.organized / "manifest.jsonl").read_text().splitlines() if line]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from pipeline.errors import UsageError
 from train import deblur
 from train.cli import app
+from train.samples import GAP
 
 runner = CliRunner()
 
@@ -181,14 +182,15 @@ def test_plan_rejects_name_clash_and_missing_input(tmp_path: Path) -> None:
 
 def test_sample_grid_blur_deblurred_sharp() -> None:
     blur, sharp = _image(40, 56, 10), _image(40, 56, 11)
-    grid = deblur.sample_grid(identity_generator(), blur, sharp, gap=4)
-    assert grid.shape == (40, 3 * 56 + 8, 3) and grid.dtype == np.uint8
+    grid = deblur.sample_grid(identity_generator(), blur, sharp)
+    gap = GAP
+    assert grid.shape == (40, 3 * 56 + 2 * gap, 3) and grid.dtype == np.uint8
     np.testing.assert_array_equal(grid[:, :56], blur)
-    np.testing.assert_array_equal(grid[:, 60:116], blur)  # identity: deblurred == blur
-    np.testing.assert_array_equal(grid[:, 120:], sharp)
-    assert (grid[:, 56:60] == 255).all()
-    batch = deblur.sample_grid(identity_generator(), np.stack([blur, blur]), np.stack([sharp, sharp]), gap=2)
-    assert batch.shape == (2 * 40 + 2, 3 * 56 + 4, 3)
+    np.testing.assert_array_equal(grid[:, 56 + gap : 112 + gap], blur)  # identity: deblurred == blur
+    np.testing.assert_array_equal(grid[:, 112 + 2 * gap :], sharp)
+    assert (grid[:, 56 : 56 + gap] == 255).all()
+    batch = deblur.sample_grid(identity_generator(), np.stack([blur, blur]), np.stack([sharp, sharp]))
+    assert batch.shape == (2 * 40 + gap, 3 * 56 + 2 * gap, 3)
 
 
 def test_real_generator_any_size_through_a_version(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from train.samples import GAP, sample_grid, sample_path, to_uint8, write_png_atomic
+from pipeline.fsio import write_png
+from train.samples import GAP, sample_grid, sample_path, to_uint8
 
 
 def test_grid_layout_is_rows_of_blur_restored_sharp() -> None:
@@ -32,6 +33,6 @@ def test_png_is_written_atomically_and_reads_back(tmp_path: Path) -> None:
     rgb = np.zeros((5, 6, 3), np.uint8)
     rgb[..., 0] = 200  # red
     path = sample_path(tmp_path, 42)
-    write_png_atomic(path, rgb)
+    write_png(path, rgb)
     assert path.name == "step_000042.png" and [p.name for p in path.parent.iterdir()] == [path.name]
     assert np.array_equal(cv2.imread(str(path))[:, :, ::-1], rgb)

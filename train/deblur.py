@@ -9,7 +9,6 @@ overwritten; a file that cannot be read is reported and skipped, and the failure
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline import fsio
 from pipeline.console import log, track
 from pipeline.errors import DataError, UsageError
 
@@ -145,21 +145,23 @@ def deblur_image(
     return to_uint8(acc[:h, :w] / weight[:h, :w, None])
 
 
-def sample_grid(model: Any, blur_rgb: np.ndarray, sharp_rgb: np.ndarray, gap: int = 4) -> np.ndarray:
-    """A blur | deblurred | sharp picture (uint8 RGB) for one HxWx3 pair or a row per pair of an NxHxWx3 batch."""
+def sample_grid(model: Any, blur_rgb: np.ndarray, sharp_rgb: np.ndarray) -> np.ndarray:
+    """A blur | deblurred | sharp picture (uint8 RGB) for one HxWx3 pair or a row per pair of an NxHxWx3 batch,
+    laid out like the trainer's sample grids (train.samples), but on full frames of any size."""
+    from train.samples import sample_grid as grid_of
+
     blur, sharp = np.asarray(blur_rgb, np.uint8), np.asarray(sharp_rgb, np.uint8)
     if blur.shape != sharp.shape:
         raise ValueError(f"blur and sharp differ in shape: {blur.shape} vs {sharp.shape}")
     if blur.ndim == 3:
         blur, sharp = blur[None], sharp[None]
     predict, stride = make_predict(model), generator_stride()
-    rows = []
-    for b, s in zip(blur, sharp, strict=True):
-        d = deblur_image(predict, b, stride)
-        sep = np.full((b.shape[0], gap, 3), 255, np.uint8)
-        rows.append(np.concatenate([b, sep, d, sep, s], axis=1))
-    sep_row = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
-    return np.concatenate([x for r in rows for x in (r, sep_row)][:-1], axis=0)
+    deblurred = np.stack([deblur_image(predict, b, stride) for b in blur])
+
+    def signed(x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float32) / 127.5 - 1.0
+
+    return grid_of(signed(blur), signed(deblurred), signed(sharp))
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -172,21 +174,6 @@ def read_rgb(path: Path) -> np.ndarray:
     if img is None:
         raise DataError(f"{path}: cannot decode image (empty, truncated or not a PNG/JPEG)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write uint8 RGB as PNG atomically (temp file in the same folder, then rename)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise DataError(f"{path}: PNG encoding failed")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def collect_inputs(inputs: Sequence[Path]) -> list[Path]:
@@ -258,7 +245,7 @@ def run(
     failed = 0
     for src, dst in track(plan, total=len(plan), description="deblur"):
         try:
-            write_png(dst, deblur_image(predict, read_rgb(src), stride, tile, overlap))
+            fsio.write_png(dst, deblur_image(predict, read_rgb(src), stride, tile, overlap))
         except DataError as exc:
             log(f"skipped: {exc}")
             failed += 1

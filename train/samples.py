@@ -6,15 +6,10 @@ version, so the grids show progress rather than different pictures.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-
-from pipeline.fsio import errors_name
 
 SAMPLES_DIR = "samples"
 SAMPLE_COUNT = 4
@@ -43,22 +38,6 @@ def sample_grid(blur: np.ndarray, restored: np.ndarray, sharp: np.ndarray) -> np
             left = col * (w + GAP)
             grid[top : top + h, left : left + w] = to_uint8(image)
     return grid
-
-
-def write_png_atomic(path: Path, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image as PNG via a temp file and a rename (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
-    if not ok:
-        raise ValueError(f"{path}: PNG encoding failed")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with errors_name(path), os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sample_path(run_dir: Path, step: int) -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import fsio
 from pipeline.config import Config, TrainConfig
 from pipeline.console import log
 from pipeline.errors import ConfigError, DataError
@@ -201,7 +202,7 @@ class _Fit:
             self._samples = samples.validation_crops(self.t.data, self.info, size)
         blur, sharp = self._samples
         grid = samples.sample_grid(blur, self._export(blur, training=False).numpy(), sharp)
-        samples.write_png_atomic(samples.sample_path(self.run_dir, step), grid)
+        fsio.write_png(samples.sample_path(self.run_dir, step), grid)
         self.runlog.image(step, "samples/blur_restored_sharp", grid)
         log(f"version {path.name} at step {step}: {path}")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import fsio
 from pipeline.errors import DataError, UsageError
 from pipeline.fsio import errors_name
 
@@ -51,32 +52,8 @@ def version_name(number: int) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` via a temp file in the same dir and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with errors_name(path), os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with errors_name(path), os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to `path` atomically (temp file in the same dir, fsync, rename), naming `path` on errors."""
+    fsio.write_json(path, data)
 
 
 def list_versions(run_dir: str | Path) -> list[VersionInfo]:
@@ -162,7 +139,7 @@ def write_version(run_dir: str | Path, generator: Any, meta: dict[str, Any], kee
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _write_text_atomic(root / LATEST_FILE, name + "\n")
+    fsio.write_bytes(str(root / LATEST_FILE), f"{name}\n".encode())
     if keep is not None:
         prune_versions(run_dir, keep)
     return root / name
