@@ -50,9 +50,11 @@ def fit(config: ConfigArg, set_: SetOpt = None) -> None:
     """Train DeblurGAN; rerunning with the same run_dir resumes from the last checkpoint."""
     with cli_errors():
         from pipeline.config import load_config
+
+        cfg = load_config(config, set_ or [])  # config errors before the slow TensorFlow import
         from train.trainer import run
 
-        run(load_config(config, set_ or []))
+        run(cfg)
 
 
 @app.command()
@@ -68,9 +70,11 @@ def evaluate(
     """Full-frame PSNR/SSIM of a generator version on organized A/B pairs (and of the blurred input)."""
     with cli_errors():
         from pipeline.config import load_config
+
+        cfg = load_config(config, set_ or [])  # config errors before the slow TensorFlow import
         from train.evaluate import run
 
-        run(load_config(config, set_ or []), version=version, split=split, out=out)
+        run(cfg, version=version, split=split, out=out)
 
 
 @app.command()
