@@ -20,7 +20,7 @@ import numpy as np
 from pipeline import fsio
 from pipeline.console import log
 from pipeline.errors import DataError
-from pipeline.records import CropRecord, decode_image, iter_records, record_from_lite
+from pipeline.records import ENCODINGS, CropRecord, decode_image, iter_records, record_from_lite
 from pipeline.shard_plan import DATASET_FILE, REJECTED_FILE, is_shard_file
 
 
@@ -46,9 +46,23 @@ def read_metadata(directory: str) -> dict[str, Any]:
         raise DataError(f"{path}: missing (not a shards dir, or an incomplete one)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     for key in ("encoding", "crop_size", "crops_per_pair", "splits"):
         if key not in meta:
             raise DataError(f"{path}: missing key {key!r}")
+    if meta["encoding"] not in ENCODINGS or not isinstance(meta["crop_size"], int):
+        raise DataError(f"{path}: bad encoding {meta['encoding']!r} or crop_size {meta['crop_size']!r}")
+    splits = meta["splits"]
+    if not isinstance(splits, dict):
+        raise DataError(f"{path}: 'splits' must map split names to their shard lists")
+    for name, split in splits.items():
+        shards = split.get("shards") if isinstance(split, dict) else None
+        if not isinstance(shards, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("file"), str) and isinstance(s.get("examples"), int)
+            for s in shards
+        ):
+            raise DataError(f"{path}: splits.{name}.shards must be a list of {{file, examples}} entries")
     return meta
 
 
@@ -58,9 +72,13 @@ def rejected_per_split(directory: str) -> dict[str, int] | None:
     if not fsio.exists(path):
         return None
     counts: dict[str, int] = {}
-    for line in fsio.read_bytes(path).decode().splitlines():
+    for number, line in enumerate(fsio.read_bytes(path).decode("utf-8", "replace").splitlines(), 1):
         if line.strip():
-            split = json.loads(line).get("split", "?")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+            split = row.get("split", "?") if isinstance(row, dict) else "?"
             counts[split] = counts.get(split, 0) + 1
     return counts
 
@@ -94,7 +112,7 @@ def scan_shard(path: str, scan: ShardScan, meta: dict[str, Any], sample_at: set[
                     scan.samples.append(rec)
     except FileNotFoundError:
         scan.problem = "missing file"
-    except (ValueError, KeyError, RuntimeError) as exc:  # CRC/truncation, missing feature, unparsable Example
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # CRC/truncation, bad feature, unparsable
         where = "" if str(exc).startswith("record ") else f"record {scan.examples}: "
         scan.problem = f"{where}{exc}".strip("'\"")
     if scan.problem is None and scan.examples != scan.expected:

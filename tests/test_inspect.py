@@ -128,3 +128,22 @@ def test_dump_writes_side_by_side_pairs(shards_dir, tmp_path):
         assert np.array_equal(image[:, :32], decode_image(rec.blur, "png", 32, 32))
         assert np.array_equal(image[:, 32:], decode_image(rec.sharp, "png", 32, 32))
     assert {p.name.split("_")[0] for p in files} == {"train", "test"}  # spread over the whole dataset
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("dataset.json", '{"encoding": "raw", "crop_size": 8, "crops_per_pair": 1, "splits": []}', "splits"),
+        ("dataset.json", "[1, 2]", "expected a JSON object"),
+        ("rejected.jsonl", "garbage\n", "rejected.jsonl:1: not a JSON line"),
+    ],
+)
+def test_damaged_metadata_is_one_line_exit_1(tmp_path, name, text, message):
+    """A damaged dataset.json or rejected.jsonl is reported in one line naming the file, never a traceback."""
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({"encoding": "raw", "crop_size": 8, "crops_per_pair": 1, "splits": {}})
+    )
+    (tmp_path / name).write_text(text)
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path)])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
