@@ -138,7 +138,20 @@ def plan(raw: Path, blur: str) -> Plan:
         result.pairs.extend(pairs)
         result.rejects.extend(rejects)
     result.pairs.sort(key=lambda p: (p.split, p.scene, p.frame))
+    _refuse_name_collisions(result.pairs)
     return result
+
+
+def _refuse_name_collisions(pairs: list[Pair]) -> None:
+    """SCENE_FRAME.png must be unique per split: scene `a_b` frame `1` and scene `a` frame `b_1` would share a file."""
+    seen: dict[tuple[str, str], Pair] = {}
+    for pair in pairs:
+        other = seen.setdefault((pair.split, pair.name), pair)
+        if other is not pair:
+            raise UsageError(
+                f"{pair.a}: its output name {pair.split}/A/{pair.name} is also that of {other.a}; "
+                "rename one of the scenes or frames"
+            )
 
 
 def decode_problems(pair: Pair) -> list[Reject]:

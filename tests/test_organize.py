@@ -278,3 +278,17 @@ def test_config_file_and_flags(pristine, tmp_path, monkeypatch):
     (tmp_path / "pipeline.yaml").write_text("organize: {raw: nowhere}\n")
     result = runner.invoke(app, ["organize"])
     assert result.exit_code == 2 and "--raw nowhere: not found" in result.output
+
+
+def test_colliding_output_names_are_refused(tmp_path):
+    """Scene `a_b` frame `1` and scene `a` frame `b_1` would both become train/A/a_b_1.png: refused, nothing written."""
+    raw = tmp_path / "raw"
+    img = np.zeros((8, 8, 3), np.uint8)
+    for scene, frame in (("a_b", "1"), ("a", "b_1")):
+        for folder in ("blur_gamma", "sharp"):
+            (raw / "train" / scene / folder).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(raw / "train" / scene / folder / f"{frame}.png"), img)
+    result = CliRunner().invoke(app, ["organize", "--raw", str(raw), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "a_b_1.png" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
