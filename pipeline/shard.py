@@ -106,13 +106,10 @@ class WriteShardFn(beam.DoFn):
         self.rejected = Metrics.counter(METRICS_NAMESPACE, "rejected")
         self.bytes = Metrics.counter(METRICS_NAMESPACE, "bytes")
 
-    def setup(self) -> None:
-        fsio.makedirs(self.out_dir)
-
     def process(self, element):
         key, pairs = element
-        # make_dir=False: the dir exists from setup(); a worker left running by a killed run must fail rather
-        # than re-create it after the next run cleaned it up.
+        # make_dir=False: publish.prepare created the staging dir; a worker left running by a killed run must
+        # fail rather than re-create it after the next run cleaned it up.
         res = write_shard(
             self.out_dir, tuple(key), pairs, self.params, progress=_log_progress, every_s=5.0, make_dir=False
         )

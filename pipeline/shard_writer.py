@@ -7,6 +7,7 @@ Streaming: one pair's frames are in memory at a time. A pair that cannot be used
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -128,6 +129,9 @@ def write_shard(
             if progress is not None and time.monotonic() - last >= every_s:
                 last = time.monotonic()
                 progress(name, result["pairs"], len(ordered))
+        if not fsio.is_remote(path):  # durable before dataset.json (fsynced too) can mark the dir complete
+            fh.flush()
+            os.fsync(fh.fileno())
     return result
 
 

@@ -93,6 +93,7 @@ def test_write_shards_stage_counts_metrics(organized_dir, tmp_path):
     pairs = [p for p in _pairs(src) if p.split == "test"]
     (src / pairs[1].a).write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     params = CropParams(str(src), 32, 2, 0, "raw")
+    (tmp_path / "out").mkdir()  # run() has publish.prepare make the staging dir; the stage never creates it
     p = _pipeline()
     results = p | beam.Create([(("test", 0, 1), pairs)]) | shard.WriteShards(str(tmp_path / "out"), params)
     assert_that(results | beam.Map(lambda r: (r["file"], r["pairs"], r["examples"], len(r["rejected"]))),
