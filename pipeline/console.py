@@ -70,6 +70,14 @@ def cli_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         log("interrupted")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        # TensorFlow's own errors (out of memory, a file vanishing mid-run) carry a message a user can act on;
+        # anything else is a bug and keeps its traceback.
+        if debug_enabled() or not type(exc).__module__.startswith("tensorflow"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"error: {type(exc).__name__}: {message}")
+        raise typer.Exit(1) from None
 
 
 def track(items: Iterable[T], total: int | None, description: str, every_s: float = 5.0) -> Iterator[T]:

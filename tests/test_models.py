@@ -84,8 +84,13 @@ def test_mixed_precision_keeps_the_head_float32() -> None:
 
 def test_version_saves_and_loads_with_keras_load_model(float32_policy: None, tmp_path: Path) -> None:
     g = models.build_generator(filters=4, blocks=2, dropout=0.5)
-    x = np.random.default_rng(3).uniform(-1, 1, (1, 12, 20, 3)).astype(np.float32)
+    rng = np.random.default_rng(3)
+    # Random weights everywhere: an untrained generator is the identity (zero last conv), which would hide a
+    # version that saved no weights at all.
+    g.set_weights([rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in g.get_weights()])
+    x = rng.uniform(-1, 1, (1, 12, 20, 3)).astype(np.float32)
     expect = g(x, training=False).numpy()
+    assert np.abs(expect - x).max() > 1e-2
     path = write_version(tmp_path, g, {"step": 7, "metrics": {}})
     assert path.name == "v0001" and (tmp_path / "generator" / "latest").read_text().strip() == "v0001"
     np.testing.assert_allclose(load_generator(path)(x, training=False).numpy(), expect, atol=1e-6)

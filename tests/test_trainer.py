@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -140,7 +141,12 @@ def test_changed_batch_size_resumes_weights_with_a_fresh_data_stream(
     err = capfd.readouterr().err
     assert result.step == 3 and "batch_size changed since the last checkpoint" in err
     assert "resuming at step 2" in err
-    assert json.loads((tmp_path / "r" / "run.json").read_text())["data"]["batch_size"] == 2
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["data"]["batch_size"] == 2
+    assert record["data_seed"] == record["data"]["seed"] + 7919 * 2  # the fresh stream's own seed, kept
+    # A plain resume of that stream rebuilds it with the same seed (else crops and shuffles would diverge).
+    run(tiny(shards, tmp_path / "r", steps=4, batch_size=2))
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["data_seed"] == record["data_seed"]
 
 
 def test_mixed_float16_scales_each_loss_and_checkpoints_the_scales(shards: Path, tmp_path: Path) -> None:
@@ -155,6 +161,17 @@ def test_mixed_float16_scales_each_loss_and_checkpoints_the_scales(shards: Path,
         "critic_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE",
     } <= set(names)
     assert all(np.isfinite(w).all() for w in weights(result.generator))
+
+
+def test_missing_shard_file_is_one_line_naming_it(shards: Path, tmp_path: Path) -> None:
+    """A shard listed in dataset.json but gone: exit 1 with the file named, no traceback."""
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    gone = sorted(copy.glob("gopro-train.tfrecord-*"))[0]
+    gone.unlink()
+    result = CliRunner().invoke(app, ["fit", str(config_file(tmp_path, copy, tmp_path / "run", steps=2))])
+    assert result.exit_code == 1
+    assert gone.name in result.output and "Traceback" not in result.output
 
 
 def test_dir_without_dataset_json_is_refused_by_the_cli(tmp_path: Path) -> None:

@@ -116,8 +116,13 @@ class _Fit:
                     f"warning: no saved data position for worker {cluster.index}; starting a fresh data stream"
                 )
             self.checkpoints.restore_state(latest)
-        # A fresh data stream must not replay the first batches of the run: fold the step into the seed.
-        data_seed = t.seed if resume_data or not latest else t.seed + 7919 * int(self.gan.step.numpy())
+        # A fresh data stream must not replay the first batches of the run: fold the step into the seed. A resumed
+        # stream must be rebuilt with the seed it was created with (run.json keeps it), or crops/shuffles diverge.
+        if resume_data:
+            data_seed = int(old.get("data_seed", t.seed)) if old else t.seed
+        else:
+            data_seed = t.seed if not latest else t.seed + 7919 * int(self.gan.step.numpy())
+        self.record["data_seed"] = data_seed
         self.local_replicas = replicas // cluster.workers
         context = tf.distribute.InputContext(cluster.workers, cluster.index, replicas)
         dataset = make_dataset(
@@ -221,8 +226,8 @@ class _Fit:
         tf = self.tf
         try:
             metrics, finite = fn(self.iterator, tf.constant(n, tf.int32))
-        except tf.errors.DataLossError as exc:
-            raise self._data_error(exc) from None
+        except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError) as exc:
+            raise self._data_error(exc) from None  # corrupt, missing or unreadable shard: name the file
         except tf.errors.InvalidArgumentError as exc:  # a record that parses but does not decode
             if "GetNext" not in str(exc) and "decode" not in str(exc).lower():
                 raise
