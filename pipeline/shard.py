@@ -11,6 +11,7 @@ Everything is written into a staging dir next to OUT, dataset.json last, then re
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from datetime import UTC, datetime
@@ -220,11 +221,13 @@ def base_metadata(cfg: ShardConfig, summary: ManifestSummary) -> dict[str, Any]:
 
 def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None = None) -> dict[str, Any]:
     """Shard cfg.src's manifest into cfg.out (published atomically); returns the dataset.json dict."""
+    # A symlinked local OUT (data/shards -> /big/disk/shards) is published where it points, not replaced.
+    out = cfg.out if fsio.is_remote(cfg.out) else os.path.realpath(cfg.out)
     summary = summarize_manifest(fsio.join(cfg.src, MANIFEST_FILE))
     options = pipeline_options(cfg, list(beam_args or []))
     p, where = new_pipeline(options)
     params = CropParams(cfg.src, cfg.crop_size, cfg.crops_per_pair, cfg.seed, cfg.encoding)
-    staging = publish.prepare(cfg.out, overwrite, DATASET_FILE, is_shards_dir_entry)
+    staging = publish.prepare(out, overwrite, DATASET_FILE, is_shards_dir_entry)
     total = sum(summary.pairs.values())
     per_split = ", ".join(f"{s} {n}" for s, n in summary.pairs.items())
     log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
@@ -241,7 +244,7 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
         size = sum(
             fsio.size(fsio.join(staging, s["file"])) for v in meta["splits"].values() for s in v["shards"]
         )
-        publish.publish(staging, cfg.out, DATASET_FILE)
+        publish.publish(staging, out, DATASET_FILE)
     except BaseException:
         publish.discard(staging)
         raise

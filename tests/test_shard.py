@@ -366,3 +366,17 @@ def test_killed_run_leaves_the_earlier_dataset(published, organized_dir, tmp_pat
     assert meta["crops_per_pair"] == 2
     assert sorted(os.listdir(tmp_path)) == ["shards"]  # the killed run's staging dir was cleaned up
     inspect_shards.run(str(out))
+
+
+def test_symlinked_out_is_published_where_it_points(organized_dir, tmp_path):
+    """data/shards -> /big/disk/shards: the dataset lands on the big disk and the link stays a link."""
+    target = tmp_path / "big" / "shards"
+    target.mkdir(parents=True)
+    link = tmp_path / "shards"
+    link.symlink_to(target)
+    shard.run(shard_cfg(organized_dir, link), beam_args=IN_PROCESS)
+    assert link.is_symlink() and (target / "dataset.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "big",
+        "shards",
+    ]  # nothing renamed aside or left over
