@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import signal
 import socket
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from fault_helpers import ROOT, env
 from shards_fixture import write_shards
 from typer.testing import CliRunner
 
@@ -28,7 +28,6 @@ from train.cli import app
 from train.trainer import run, steps_until_boundary
 from train.versions import list_versions, read_meta
 
-ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).resolve().parent / "fit_driver.py"
 TINY = {
     "batch_size": 4,
@@ -63,10 +62,6 @@ def tiny(shards: Path, run_dir: Path, **train: object) -> Config:
 
 def weights(model: object) -> list[np.ndarray]:
     return [np.array(w) for w in model.get_weights()]  # type: ignore[attr-defined]
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
 
 
 def test_steps_until_boundary_stops_at_logs_checkpoints_versions_and_end() -> None:
