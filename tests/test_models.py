@@ -91,7 +91,7 @@ def test_version_saves_and_loads_with_keras_load_model(float32_policy: None, tmp
     x = rng.uniform(-1, 1, (1, 12, 20, 3)).astype(np.float32)
     expect = g(x, training=False).numpy()
     assert np.abs(expect - x).max() > 1e-2
-    path = write_version(tmp_path, g, {"step": 7, "metrics": {}})
+    path = Path(write_version(tmp_path, g, {"step": 7, "metrics": {}}))
     assert path.name == "v0001" and (tmp_path / "generator" / "latest").read_text().strip() == "v0001"
     np.testing.assert_allclose(load_generator(path)(x, training=False).numpy(), expect, atol=1e-6)
     np.save(tmp_path / "x.npy", x)

@@ -23,7 +23,7 @@ def dead_pid() -> int:
 
 def test_lock_is_created_with_pid_and_host_and_removed(tmp_path: Path) -> None:
     with RunLock(tmp_path / "run") as lock:
-        data = json.loads(lock.path.read_text())
+        data = json.loads(Path(lock.path).read_text())
         assert data["pid"] == os.getpid() and data["host"] == socket.gethostname()
     assert not (tmp_path / "run" / LOCK_FILE).exists()
 
@@ -41,7 +41,7 @@ def test_a_stale_lock_on_this_host_is_taken_over(tmp_path: Path, capsys: pytest.
     assert not pid_alive(pid)
     (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
     with RunLock(tmp_path) as lock:
-        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+        assert json.loads(Path(lock.path).read_text())["pid"] == os.getpid()
     assert f"taking over a stale lock from pid {pid}" in capsys.readouterr().err
 
 

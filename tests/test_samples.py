@@ -32,7 +32,7 @@ def test_to_uint8_rounds_and_clips() -> None:
 def test_png_is_written_atomically_and_reads_back(tmp_path: Path) -> None:
     rgb = np.zeros((5, 6, 3), np.uint8)
     rgb[..., 0] = 200  # red
-    path = sample_path(tmp_path, 42)
+    path = Path(sample_path(tmp_path, 42))
     write_png(path, rgb)
     assert path.name == "step_000042.png" and [p.name for p in path.parent.iterdir()] == [path.name]
     assert np.array_equal(cv2.imread(str(path))[:, :, ::-1], rgb)

@@ -33,7 +33,7 @@ def test_write_version_numbers_meta_and_latest(tmp_path: Path, identity) -> None
     (tmp_path / "generator" / ".v0003.tmp-abc").mkdir()
     (tmp_path / "generator" / "v0009").mkdir()
     assert [v.name for v in versions.list_versions(tmp_path)] == ["v0001", "v0002"]
-    assert versions.resolve_version(tmp_path, "latest") == v2
+    assert Path(versions.resolve_version(tmp_path, "latest")) == v2
 
 
 def test_resolve_version_latest_best_named_and_errors(tmp_path: Path, identity) -> None:
@@ -41,12 +41,12 @@ def test_resolve_version_latest_best_named_and_errors(tmp_path: Path, identity) 
         versions.resolve_version(tmp_path, "latest")
     v1 = save_version(tmp_path, identity, step=1)
     v2 = save_version(tmp_path, identity, step=2)
-    assert versions.resolve_version(tmp_path, "v0001") == v1
+    assert Path(versions.resolve_version(tmp_path, "v0001")) == v1
     with pytest.raises(DataError, match="no version has metrics"):
         versions.resolve_version(tmp_path, "best")
     versions.update_metrics(v1, {"psnr": 30.0, "ssim": 0.9})
     versions.update_metrics(v2, {"psnr": 29.0})
-    assert versions.resolve_version(tmp_path, "best") == v1
+    assert Path(versions.resolve_version(tmp_path, "best")) == v1
     with pytest.raises(UsageError, match=r"v0007.*have: v0001, v0002"):
         versions.resolve_version(tmp_path, "v0007")
 

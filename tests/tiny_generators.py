@@ -36,4 +36,4 @@ def local_generator(seed: int = 0):
 def save_version(run_dir: Path, model, step: int = 100) -> Path:
     from train.versions import write_version
 
-    return write_version(run_dir, model, {"step": step, "config_sha256": "test"})
+    return Path(write_version(run_dir, model, {"step": step, "config_sha256": "test"}))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ import tensorflow as tf
 from pipeline.config import Config, config_to_dict
 from pipeline.console import log
 from pipeline.errors import DataError, UsageError
+from train import rundir
+from train.rundir import join
 from train.strategy import Cluster
 from train.versions import write_json_atomic
 
@@ -74,24 +75,24 @@ def run_record(
     }
 
 
-def read_run_record(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / RUN_FILE
+def read_run_record(run_dir: str | Path) -> dict[str, Any] | None:
+    path = join(str(run_dir), RUN_FILE)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(rundir.read_text(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable ({exc}); move it away to start the run afresh") from None
 
 
-def compare_runs(old: dict[str, Any], new: dict[str, Any], run_dir: Path) -> bool:
+def compare_runs(old: dict[str, Any], new: dict[str, Any], run_dir: str | Path) -> bool:
     """Refuse model-shape changes; return False (restore without the data iterator) when the data changed."""
     for key in MODEL_KEYS:
         before, now = old.get("model", {}).get(key), new["model"][key]
         if before is not None and before != now:
             name = "train.mixed_precision (float16 loss scaling)" if key == "loss_scaling" else f"train.{key}"
             raise UsageError(
-                f"{name} changed from {before!r} to {now!r} since the checkpoints in {run_dir / CHECKPOINT_DIR} "
+                f"{name} changed from {before!r} to {now!r} since the checkpoints in {join(str(run_dir), CHECKPOINT_DIR)} "
                 f"were written; restore it or use a new train.run_dir"
             )
     changed = [k for k in DATA_KEYS if old.get("data", {}).get(k) != new["data"][k]]
@@ -113,27 +114,27 @@ class RunCheckpoint:
     fresh data stream after a data change); `track(iterator)` then adds it to every save and to `restore`.
     """
 
-    def __init__(self, run_dir: Path, cluster: Cluster, objects: dict[str, Any]) -> None:
-        self.directory = run_dir / CHECKPOINT_DIR
+    def __init__(self, run_dir: str | Path, cluster: Cluster, objects: dict[str, Any]) -> None:
+        self.directory = join(str(run_dir), CHECKPOINT_DIR)
         self.cluster = cluster
         self.objects = objects
         self.write_dir = (
-            self.directory if cluster.is_chief else self.directory / f".worker-{cluster.index}-scratch"
+            self.directory if cluster.is_chief else join(self.directory, f".worker-{cluster.index}-scratch")
         )
-        self.data_dir = self.directory / f"worker-{cluster.index}"
+        self.data_dir = join(self.directory, f"worker-{cluster.index}")
         self.checkpoint: Any = None
         self.manager: Any = None
         self.data_manager: Any = None
-        if cluster.is_chief and self.directory.is_dir():  # saves cut short by a kill (the run dir is locked)
-            for temp in self.directory.glob("ckpt-*_temp"):
-                shutil.rmtree(temp, ignore_errors=True)
+        if cluster.is_chief:  # saves cut short by a kill (the run dir is locked)
+            for temp in rundir.glob(self.directory, "ckpt-*_temp"):
+                rundir.rmtree(temp)
 
     def latest(self) -> str | None:
-        return tf.train.latest_checkpoint(str(self.directory))
+        return tf.train.latest_checkpoint(self.directory)
 
     def has_data_state(self, step: int) -> bool:
         """Whether this worker's data position at `step` was saved (always, for the chief)."""
-        return self.cluster.is_chief or tf.io.gfile.exists(str(self.data_dir / f"data-{step}.index"))
+        return self.cluster.is_chief or tf.io.gfile.exists(join(self.data_dir, f"data-{step}.index"))
 
     def track(self, iterator: Any) -> None:
         if self.cluster.is_chief:
@@ -142,10 +143,10 @@ class RunCheckpoint:
             self.checkpoint = tf.train.Checkpoint(**self.objects)
             data = tf.train.Checkpoint(iterator=iterator)
             self.data_manager = tf.train.CheckpointManager(
-                data, str(self.data_dir), max_to_keep=KEEP_CHECKPOINTS, checkpoint_name="data"
+                data, self.data_dir, max_to_keep=KEEP_CHECKPOINTS, checkpoint_name="data"
             )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.write_dir), max_to_keep=KEEP_CHECKPOINTS, checkpoint_name="ckpt"
+            self.checkpoint, self.write_dir, max_to_keep=KEEP_CHECKPOINTS, checkpoint_name="ckpt"
         )
 
     def restore_state(self, path: str) -> None:
@@ -160,7 +161,7 @@ class RunCheckpoint:
             _check_matched(self.checkpoint.restore(path), path)
             return
         self.restore_state(path)
-        data_path = str(self.data_dir / f"data-{step}")
+        data_path = join(self.data_dir, f"data-{step}")
         _check_matched(self.data_manager.checkpoint.restore(data_path), data_path)
 
     def save(self, step: int) -> str:
@@ -170,13 +171,13 @@ class RunCheckpoint:
             path = self.manager.save(checkpoint_number=step)
         except tf.errors.OpError as exc:
             # TF writes into ckpt-N_temp/ and renames the files; a failed save leaves that dir behind.
-            for temp in Path(self.write_dir).glob(f"ckpt-{step}_temp*"):
-                shutil.rmtree(temp, ignore_errors=True)
+            for temp in rundir.glob(self.write_dir, f"ckpt-{step}_temp*"):
+                rundir.rmtree(temp)
             raise DataError(
                 f"{self.write_dir}: cannot save the checkpoint for step {step}: {op_error_reason(exc)}"
             ) from None
         if not self.cluster.is_chief:
-            shutil.rmtree(self.write_dir, ignore_errors=True)
+            rundir.rmtree(self.write_dir)
             self.data_manager.save(checkpoint_number=step)
         return path
 
@@ -204,7 +205,8 @@ def _check_matched(status: Any, path: str) -> None:
         ) from None
 
 
-def write_run_record(run_dir: Path, record: dict[str, Any]) -> None:
+def write_run_record(run_dir: str | Path, record: dict[str, Any]) -> None:
     write_json_atomic(
-        run_dir / RUN_FILE, {**record, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        join(str(run_dir), RUN_FILE),
+        {**record, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     )

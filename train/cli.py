@@ -64,7 +64,9 @@ def evaluate(
     split: Annotated[
         str | None, typer.Option("--split", help="Organized split (default: evaluate.split).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the metrics JSON here.")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Also write the metrics JSON here (local or gs://...).")
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Full-frame PSNR/SSIM of a generator version on organized A/B pairs (and of the blurred input)."""
@@ -80,7 +82,7 @@ def evaluate(
 @app.command()
 def deblur(
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", help="Image files or folders.")],
-    model: Annotated[Path, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
+    model: Annotated[str, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (same names, PNG).")],
     tile: Annotated[
         int,
@@ -102,8 +104,8 @@ def deblur(
 
 @app.command()
 def export(
-    model: Annotated[Path, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
-    out: Annotated[Path, typer.Option("--out", help="SavedModel output dir.")],
+    model: Annotated[str, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
+    out: Annotated[str, typer.Option("--out", help="SavedModel output dir (local or gs://...).")],
 ) -> None:
     """Export a generator version as a TF SavedModel (uint8 RGB in, uint8 RGB out, any size)."""
     with cli_errors():

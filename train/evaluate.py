@@ -24,6 +24,7 @@ from pipeline import fsio
 from pipeline.config import Config
 from pipeline.console import log, track
 from pipeline.errors import DataError
+from train import rundir
 from train.deblur import forward_fn, generator_stride, pad_to_stride, to_uint8
 from train.metrics import psnr, ssim
 
@@ -199,7 +200,7 @@ def _scored(
 
 
 def evaluate_version(
-    version_dir: Path, src: str, split: str, crop_border: int, batch_size: int, strategy: Any
+    version_dir: str, src: str, split: str, crop_border: int, batch_size: int, strategy: Any
 ) -> dict[str, Any]:
     """Score one generator version on a split of an organized dir; returns the result dict (see summarize)."""
     from train.versions import load_generator
@@ -210,7 +211,7 @@ def evaluate_version(
     predict = make_batch_predictor(generator, strategy, generator_stride())
     started = time.monotonic()
     scores = list(_scored(rows, src, batch_size, crop_border, predict))
-    result = summarize(scores, Path(version_dir).name, split, crop_border)
+    result = summarize(scores, rundir.name(version_dir), split, crop_border)
     result["src"] = str(src)
     result["replicas"] = int(strategy.num_replicas_in_sync)
     result["seconds"] = round(time.monotonic() - started, 3)
@@ -221,7 +222,7 @@ def run(
     cfg: Config,
     version: str = "latest",
     split: str | None = None,
-    out: Path | None = None,
+    out: str | Path | None = None,
     strategy: Any = None,
 ) -> dict[str, Any]:
     """`trainctl evaluate`: score, print a summary (stderr) and the JSON (stdout), write --out and meta.json."""
@@ -235,7 +236,7 @@ def run(
     result["evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     update_metrics(version_dir, {k: v for k, v in result.items() if k != "version"})
     if out is not None:
-        write_json_atomic(Path(out), result)
+        write_json_atomic(out, result)
     log(
         f"{result['version']} on {split} ({result['pairs']} pairs): "
         f"PSNR {result['psnr']:.2f} dB vs input {result['psnr_input']:.2f} dB ({result['psnr_gain']:+.2f} dB), "

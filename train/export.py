@@ -3,7 +3,8 @@
 Signature `serving_default`: input `images` uint8 [batch, height, width, 3], output `deblurred` uint8 of the same
 shape. Padding to the generator's stride (mirror reflection, bottom/right) and the crop back happen inside the
 graph, exactly as `trainctl deblur` does without tiling, so clients send raw frames. The SavedModel is written
-under a temporary name and renamed into place; an older export at the same path is replaced, anything else is not.
+under a temporary name and renamed into place (on an object store: uploaded with saved_model.pb last); an older
+export at the same path is replaced, anything else is not.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from pipeline.console import log
 from pipeline.errors import UsageError
+from train import rundir
 from train.deblur import MIN_SIDE, forward_fn, generator_stride
+from train.rundir import join
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
@@ -53,53 +56,79 @@ def serving_fn(generator: Any, stride: int, min_side: int = MIN_SIDE) -> Any:
     return serve
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: str) -> None:
     """An existing `out` may only be an empty folder or an earlier SavedModel: never replace unrelated data."""
-    if out.is_file():
+    if rundir.isfile(out):
         raise UsageError(f"--out {out}: is a file; give a folder for the SavedModel")
-    if out.is_dir() and any(out.iterdir()) and not (out / "saved_model.pb").is_file():
+    if rundir.listdir(out) and not rundir.isfile(join(out, "saved_model.pb")):
         raise UsageError(f"--out {out}: folder exists and is not a SavedModel; refusing to replace it")
 
 
+def _upload(local: str, out: str) -> None:
+    """Copy a SavedModel dir to an object store with saved_model.pb last: a loader never sees a mix of exports."""
+    import tensorflow as tf
+
+    if rundir.exists(join(out, "saved_model.pb")):
+        rundir.remove(join(out, "saved_model.pb"))  # the old export stops loading before its files change
+        rundir.rmtree(out)
+    files = [
+        os.path.relpath(os.path.join(top, name), local) for top, _, names in os.walk(local) for name in names
+    ]
+    for rel in sorted(files, key=lambda rel: rel == "saved_model.pb"):
+        dst = join(out, *rel.split(os.sep))
+        rundir.makedirs(rundir.split(dst)[0])
+        tf.io.gfile.copy(os.path.join(local, rel), dst, overwrite=True)
+
+
 def write_saved_model(
-    generator: Any, out: Path, stride: int, extra_files: dict[str, Path] | None = None
-) -> Path:
-    """Trace the serving function, save to a temp dir beside `out`, then swap it into place."""
+    generator: Any, out: str | Path, stride: int, extra_files: dict[str, str] | None = None
+) -> str:
+    """Trace the serving function and save it to a temp dir; locally swap that dir into place, remotely upload it
+    (see `_upload`)."""
     import keras
 
+    out = str(out)
     _check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    remote = rundir.is_remote(out)
+    parent, name = rundir.split(out)
+    if not remote:
+        os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=None if remote else parent)
+    old = join(parent, f".{name}.old-{os.getpid()}")
     try:
         archive = keras.export.ExportArchive()
         archive.track(generator)
         archive.add_endpoint(SIGNATURE, serving_fn(generator, stride))
-        archive.write_out(str(tmp), verbose=False)
-        for name, src in (extra_files or {}).items():
-            shutil.copyfile(src, tmp / name)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
+        archive.write_out(tmp, verbose=False)
+        for file_name, src in (extra_files or {}).items():
+            with open(os.path.join(tmp, file_name), "wb") as fh:
+                fh.write(rundir.read_bytes(src))
+        if remote:
+            _upload(tmp, out)
+        else:
+            if os.path.exists(out):
+                os.replace(out, old)
+            os.replace(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():
+        if not remote and os.path.exists(old) and not os.path.exists(out):
             os.replace(old, out)
         raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
     return out
 
 
-def run(model_dir: str | Path, out: str | Path) -> Path:
+def run(model_dir: str | Path, out: str | Path) -> str:
     """`trainctl export`: load the version's generator and write the SavedModel (with its meta.json) to `out`."""
     from train.versions import META_FILE, load_generator, read_meta
 
     meta = read_meta(model_dir)
     generator = load_generator(model_dir)
-    path = write_saved_model(
-        generator, Path(out), generator_stride(), {META_FILE: Path(model_dir) / META_FILE}
+    path = write_saved_model(generator, out, generator_stride(), {META_FILE: join(str(model_dir), META_FILE)})
+    log(
+        f"exported {meta.get('version', rundir.name(str(model_dir)))} (step {meta.get('step', '?')}) to {path}"
     )
-    log(f"exported {meta.get('version', Path(model_dir).name)} (step {meta.get('step', '?')}) to {path}")
     log(
         f"  signature {SIGNATURE}: {INPUT_NAME} uint8 [batch, height, width, 3] -> {OUTPUT_NAME} uint8, any size"
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.console import log
+from pipeline.fsio import join
 
 LOG_DIR = "logs"
 SCALAR_NAMES = {"gp": "gradient_penalty", "critic": "critic_total", "generator": "generator_total"}
@@ -81,7 +82,7 @@ def write_image(tag: str, rgb: np.ndarray, step: int) -> None:
 class RunLog:
     """Progress lines and TensorBoard summaries for one fit (a no-op writer on non-chief workers)."""
 
-    def __init__(self, run_dir: Path, steps: int, global_batch: int, is_chief: bool) -> None:
+    def __init__(self, run_dir: str | Path, steps: int, global_batch: int, is_chief: bool) -> None:
         import tensorflow as tf
 
         self.tf = tf
@@ -89,7 +90,7 @@ class RunLog:
         self.global_batch = global_batch
         self.is_chief = is_chief
         self.writer = (
-            tf.summary.create_file_writer(str(run_dir / LOG_DIR))
+            tf.summary.create_file_writer(join(str(run_dir), LOG_DIR))
             if is_chief
             else tf.summary.create_noop_writer()
         )

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.fsio import join
+
 SAMPLES_DIR = "samples"
 SAMPLE_COUNT = 4
 GAP = 2  # white pixels between tiles
@@ -40,8 +42,8 @@ def sample_grid(blur: np.ndarray, restored: np.ndarray, sharp: np.ndarray) -> np
     return grid
 
 
-def sample_path(run_dir: Path, step: int) -> Path:
-    return run_dir / SAMPLES_DIR / f"step_{step:06d}.png"
+def sample_path(run_dir: str | Path, step: int) -> str:
+    return join(str(run_dir), SAMPLES_DIR, f"step_{step:06d}.png")
 
 
 def validation_crops(

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pipeline import fsio
 from pipeline.config import Config, TrainConfig
 from pipeline.console import log
 from pipeline.errors import ConfigError, DataError
+from train import rundir
 from train.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
 from train.models import GENERATOR_STRIDE, copy_generator
 from train.runlock import RunLock
@@ -45,7 +44,7 @@ class FitResult:
 
     step: int
     generator: Any
-    versions: list[Path] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
     stopped_by: str | None = None
 
 
@@ -68,8 +67,8 @@ def run(cfg: Config) -> FitResult:
         )
     strategy = make_strategy(t.strategy)  # first TF work: MultiWorkerMirrored must exist before other ops
     cluster = cluster_from_env() if is_multi_worker(strategy) else Cluster(1, 0, True)
-    run_dir = Path(t.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = str(t.run_dir)
+    rundir.makedirs(run_dir)
     lock = RunLock(run_dir) if cluster.is_chief else contextlib.nullcontext()
     with lock, StopFlag() as stop, global_policy_restored():
         return _Fit(cfg, info, strategy, cluster, run_dir, stop).train()
@@ -79,7 +78,7 @@ class _Fit:
     """One fit: built in `__init__`, run by `train`."""
 
     def __init__(
-        self, cfg: Config, info: DatasetInfo, strategy: Any, cluster: Cluster, run_dir: Path, stop: StopFlag
+        self, cfg: Config, info: DatasetInfo, strategy: Any, cluster: Cluster, run_dir: str, stop: StopFlag
     ) -> None:
         import keras
         import tensorflow as tf
@@ -140,7 +139,7 @@ class _Fit:
         self._export: Any = None
         self._samples: Any = None
         self._vote: Any = None
-        self.versions: list[Path] = []
+        self.versions: list[str] = []
 
     # ---- helpers -------------------------------------------------------------------------------------------
 
@@ -207,9 +206,9 @@ class _Fit:
             self._samples = samples.validation_crops(self.t.data, self.info, size)
         blur, sharp = self._samples
         grid = samples.sample_grid(blur, self._export(blur, training=False).numpy(), sharp)
-        fsio.write_png(samples.sample_path(self.run_dir, step), grid)
+        rundir.write_png(samples.sample_path(self.run_dir, step), grid)
         self.runlog.image(step, "samples/blur_restored_sharp", grid)
-        log(f"version {path.name} at step {step}: {path}")
+        log(f"version {rundir.name(path)} at step {step}: {path}")
 
     def _data_error(self, exc: Exception) -> DataError:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
@@ -290,7 +289,9 @@ class _Fit:
                         f"{self.checkpoints.directory}; rerun `trainctl fit` to resume"
                     )
             elif self.cluster.is_chief:
-                log(f"fit: done at step {step}; generator versions in {self.run_dir / 'generator'}")
+                log(
+                    f"fit: done at step {step}; generator versions in {rundir.join(self.run_dir, 'generator')}"
+                )
             return FitResult(step, self.gan.generator, self.versions, stopped_by)
         finally:
             self.runlog.close()

@@ -1,7 +1,11 @@
 """Versioned generator checkpoints: RUN/generator/vNNNN/{generator.keras, meta.json} and RUN/generator/latest.
 
-A version directory appears complete or not at all: it is written under a temporary name and renamed into place,
-then `latest` is replaced atomically. Older versions beyond `keep_versions` are pruned (never the latest or best).
+A version appears complete or not at all. On a local disk it is written under a temporary name and renamed into
+place. On an object store (gs://...), where a directory rename is a copy of every object, it is written in place
+with meta.json last: a version counts only once its meta.json exists, and a version dir without one (left by a
+killed writer) is deleted by the next writer, which holds the run dir lock. `latest` is then replaced atomically
+(a rename locally, one object upload remotely). Older versions beyond `keep_versions` are pruned (never the
+latest or best); remotely their meta.json goes first, so a half-deleted version is never listed.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import tempfile
 import time
@@ -17,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import fsio
 from pipeline.errors import DataError, UsageError
 from pipeline.fsio import errors_name
+from train import rundir
+from train.rundir import join
 
 MODEL_FILE = "generator.keras"
 META_FILE = "meta.json"
@@ -30,7 +34,7 @@ _VERSION_RE = re.compile(r"^v(\d{4,})$")
 @dataclass(frozen=True)
 class VersionInfo:
     name: str
-    path: Path
+    path: str
     meta: dict[str, Any]
 
     @property
@@ -43,44 +47,51 @@ class VersionInfo:
         return None if value is None else float(value)
 
 
-def generator_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "generator"
+def generator_dir(run_dir: str | Path) -> str:
+    return join(str(run_dir), "generator")
 
 
 def version_name(number: int) -> str:
     return f"v{number:04d}"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` atomically (temp file in the same dir, fsync, rename), naming `path` on errors."""
-    fsio.write_json(path, data)
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON to `path` atomically (local: temp file, fsync, rename; remote: one upload), naming `path` on
+    errors."""
+    rundir.write_json(str(path), data)
+
+
+def _version_dirs(run_dir: str | Path) -> list[tuple[int, str]]:
+    """(number, name) of every vNNNN entry, complete or not, by number."""
+    names = rundir.listdir(generator_dir(run_dir))
+    return sorted((int(m.group(1)), m.group(0)) for m in map(_VERSION_RE.match, names) if m)
 
 
 def list_versions(run_dir: str | Path) -> list[VersionInfo]:
     """Complete versions (those with a model and meta.json), oldest first; temp dirs are ignored."""
     root = generator_dir(run_dir)
-    if not root.is_dir():
-        return []
     found = []
-    for child in root.iterdir():
-        match = _VERSION_RE.match(child.name)
-        if not match or not (child / MODEL_FILE).is_file() or not (child / META_FILE).is_file():
-            continue
+    for _, name in _version_dirs(run_dir):
+        path = join(root, name)
         try:
-            meta = json.loads((child / META_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            meta = json.loads(rundir.read_text(join(path, META_FILE)))
+        except (OSError, ValueError):  # no meta.json yet (or a damaged one): not a version
             continue
-        found.append((int(match.group(1)), VersionInfo(child.name, child, meta)))
-    return [info for _, info in sorted(found, key=lambda pair: pair[0])]
+        if isinstance(meta, dict) and rundir.isfile(join(path, MODEL_FILE)):
+            found.append(VersionInfo(name, path, meta))
+    return found
 
 
 def latest_name(run_dir: str | Path) -> str | None:
-    path = generator_dir(run_dir) / LATEST_FILE
+    root = generator_dir(run_dir)
     try:
-        name = path.read_text(encoding="utf-8").strip()
+        name = rundir.read_text(join(root, LATEST_FILE)).strip()
     except FileNotFoundError:
         return None
-    return name if (generator_dir(run_dir) / name / MODEL_FILE).is_file() else None
+    if not _VERSION_RE.match(name):
+        return None
+    path = join(root, name)
+    return name if rundir.isfile(join(path, META_FILE)) and rundir.isfile(join(path, MODEL_FILE)) else None
 
 
 def best_name(versions: list[VersionInfo]) -> str | None:
@@ -88,61 +99,100 @@ def best_name(versions: list[VersionInfo]) -> str | None:
     return max(scored, key=lambda v: v.psnr).name if scored else None
 
 
-def resolve_version(run_dir: str | Path, version: str = "latest") -> Path:
+def resolve_version(run_dir: str | Path, version: str = "latest") -> str:
     """Path of a version dir from `latest`, `best` or `vNNNN`; UsageError/DataError naming what is missing."""
     versions = list_versions(run_dir)
+    root = generator_dir(run_dir)
     if not versions:
-        raise DataError(f"{generator_dir(run_dir)}: no generator versions yet (run `trainctl fit` first)")
+        raise DataError(f"{root}: no generator versions yet (run `trainctl fit` first)")
     if version == "latest":
         name = latest_name(run_dir) or versions[-1].name
     elif version == "best":
         name = best_name(versions)
         if name is None:
-            raise DataError(f"{generator_dir(run_dir)}: no version has metrics yet (run `trainctl evaluate`)")
+            raise DataError(f"{root}: no version has metrics yet (run `trainctl evaluate`)")
     else:
         name = version
-    path = generator_dir(run_dir) / name
     if name not in {v.name for v in versions}:
         known = ", ".join(v.name for v in versions)
-        raise UsageError(f"--version {version}: no such version in {generator_dir(run_dir)} (have: {known})")
-    return path
+        raise UsageError(f"--version {version}: no such version in {root} (have: {known})")
+    return join(root, name)
 
 
 def next_version_number(run_dir: str | Path) -> int:
-    names = [p.name for p in generator_dir(run_dir).glob("v*")] if generator_dir(run_dir).is_dir() else []
-    numbers = [int(m.group(1)) for m in map(_VERSION_RE.match, names) if m]
-    return max(numbers, default=0) + 1
+    return max((number for number, _ in _version_dirs(run_dir)), default=0) + 1
 
 
-def write_version(run_dir: str | Path, generator: Any, meta: dict[str, Any], keep: int | None = None) -> Path:
-    """Save `generator` as the next version with `meta` (version/created/versions added), then point latest at it."""
+def _full_meta(meta: dict[str, Any], name: str) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    root = generator_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    name = version_name(next_version_number(run_dir))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
+    full = {
+        **meta,
+        "version": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": socket.gethostname(),
+        "versions": {"tf": tf.__version__, "keras": keras.__version__},
+    }
+    full.setdefault("metrics", {})
+    return full
+
+
+def _write_local(root: str, name: str, generator: Any, meta: dict[str, Any]) -> None:
+    """Write into a temp dir beside the version and rename it into place."""
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root)
     try:
-        with errors_name(root / name):  # a full disk while writing: name the version, not its temp dir
-            generator.save(tmp / MODEL_FILE)
-            full_meta = {
-                **meta,
-                "version": name,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "host": socket.gethostname(),
-                "versions": {"tf": tf.__version__, "keras": keras.__version__},
-            }
-            full_meta.setdefault("metrics", {})
-            write_json_atomic(tmp / META_FILE, full_meta)
-            os.replace(tmp, root / name)
+        with errors_name(join(root, name)):  # a full disk while writing: name the version, not its temp dir
+            generator.save(join(tmp, MODEL_FILE))
+            write_json_atomic(join(tmp, META_FILE), meta)
+            os.replace(tmp, join(root, name))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        rundir.rmtree(tmp)
         raise
-    fsio.write_bytes(str(root / LATEST_FILE), f"{name}\n".encode())
+
+
+def _write_remote(root: str, name: str, generator: Any, meta: dict[str, Any]) -> None:
+    """Write in place, meta.json last: until it exists the version is not listed."""
+    path = join(root, name)
+    try:
+        rundir.makedirs(path)
+        generator.save(join(path, MODEL_FILE))
+        write_json_atomic(join(path, META_FILE), meta)
+    except BaseException:
+        rundir.rmtree(path)
+        raise
+
+
+def remove_incomplete(run_dir: str | Path) -> list[str]:
+    """Delete what a killed writer left: local temp dirs, and (remotely) vNNNN dirs without meta.json.
+
+    Only the holder of the run dir lock may call this: a version being written also lacks its meta.json."""
+    root = generator_dir(run_dir)
+    removed = []
+    for entry in rundir.listdir(root):
+        path = join(root, entry)
+        stale = entry.startswith(".v") and ".tmp-" in entry
+        if rundir.is_remote(root) and _VERSION_RE.match(entry):
+            stale = not rundir.exists(join(path, META_FILE))
+        if stale:
+            rundir.rmtree(path)
+            removed.append(entry)
+    return removed
+
+
+def write_version(run_dir: str | Path, generator: Any, meta: dict[str, Any], keep: int | None = None) -> str:
+    """Save `generator` as the next version with `meta` (version/created/versions added), then point latest at it."""
+    root = generator_dir(run_dir)
+    rundir.makedirs(root)
+    name = version_name(next_version_number(run_dir))  # counts incomplete dirs: a number is never reused
+    remove_incomplete(run_dir)
+    full_meta = _full_meta(meta, name)
+    write = _write_remote if rundir.is_remote(root) else _write_local
+    write(root, name, generator, full_meta)
+    rundir.write_bytes(join(root, LATEST_FILE), f"{name}\n".encode())
     if keep is not None:
         prune_versions(run_dir, keep)
-    return root / name
+    return join(root, name)
 
 
 def prune_versions(run_dir: str | Path, keep: int) -> list[str]:
@@ -153,33 +203,40 @@ def prune_versions(run_dir: str | Path, keep: int) -> list[str]:
     excess = len(versions) - keep
     deleted = []
     for info in removable[: max(0, excess)]:
-        # Renamed away first, so a kill mid-delete leaves a hidden temp dir (cleaned below), not half a version.
-        doomed = info.path.with_name(f".{info.name}.tmp-pruned")
-        shutil.rmtree(doomed, ignore_errors=True)
-        os.replace(info.path, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        if rundir.is_remote(info.path):
+            # meta.json first: from then on the version is not listed, whatever a kill leaves of the rest.
+            rundir.remove(join(info.path, META_FILE))
+            rundir.rmtree(info.path)
+        else:
+            # Renamed away first, so a kill mid-delete leaves a hidden temp dir (cleaned below), not half a version.
+            doomed = join(generator_dir(run_dir), f".{info.name}.tmp-pruned")
+            rundir.rmtree(doomed)
+            os.replace(info.path, doomed)
+            rundir.rmtree(doomed)
         deleted.append(info.name)
-    for stale in generator_dir(run_dir).glob(".v*.tmp-*"):  # left by a killed writer
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_incomplete(run_dir)
     return deleted
 
 
 def update_metrics(version_dir: str | Path, metrics: dict[str, Any]) -> None:
     """Merge `metrics` into a version's meta.json (atomically)."""
-    path = Path(version_dir) / META_FILE
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    path = join(str(version_dir), META_FILE)
+    meta = read_meta(version_dir)
     meta["metrics"] = {**meta.get("metrics", {}), **metrics}
     write_json_atomic(path, meta)
 
 
 def read_meta(version_dir: str | Path) -> dict[str, Any]:
-    path = Path(version_dir) / META_FILE
+    path = join(str(version_dir), META_FILE)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(rundir.read_text(path))
     except FileNotFoundError:
         raise UsageError(f"{version_dir}: not a generator version dir (no {META_FILE})") from None
     except ValueError as exc:
         raise DataError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: unreadable (not a JSON object)")
+    return meta
 
 
 def load_generator(version_dir: str | Path) -> Any:
@@ -188,8 +245,8 @@ def load_generator(version_dir: str | Path) -> Any:
 
     import train.models  # noqa: F401  registers the generator's serializable layers
 
-    path = Path(version_dir) / MODEL_FILE
-    if not path.is_file():
+    path = join(str(version_dir), MODEL_FILE)
+    if not rundir.isfile(path):
         raise UsageError(f"{version_dir}: not a generator version dir (no {MODEL_FILE})")
     try:
         return keras.saving.load_model(path, compile=False)
