@@ -105,6 +105,15 @@ def write_bytes(path: str, data: bytes) -> None:
         raise
 
 
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush a local file written by someone else's code (e.g. Keras) to disk before it is published."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write `data` as indented, key-sorted JSON atomically (see `write_bytes`)."""
     write_bytes(os.fspath(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))

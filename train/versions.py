@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DataError, UsageError
-from pipeline.fsio import errors_name
+from pipeline.fsio import errors_name, fsync_file
 from train import rundir
 from train.rundir import join
 
@@ -144,6 +144,7 @@ def _write_local(root: str, name: str, generator: Any, meta: dict[str, Any]) -> 
     try:
         with errors_name(join(root, name)):  # a full disk while writing: name the version, not its temp dir
             generator.save(join(tmp, MODEL_FILE))
+            fsync_file(join(tmp, MODEL_FILE))  # durable before the rename publishes it
             write_json_atomic(join(tmp, META_FILE), meta)
             os.replace(tmp, join(root, name))
     except BaseException:
