@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from fault_helpers import ROOT, env
 
 from pipeline.errors import DataError
 from train.runlock import LOCK_FILE, RunLock, pid_alive
@@ -50,3 +53,63 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="on some-other-vm"):
         RunLock(tmp_path).acquire()
     assert (tmp_path / LOCK_FILE).exists()
+
+
+TAKEOVER = """
+import sys, time
+from pipeline.errors import DataError
+from train.runlock import RunLock
+while time.time() < float(sys.argv[2]):
+    pass
+try:
+    with RunLock(sys.argv[1]):
+        print("held", flush=True)
+        time.sleep(1.5)
+except DataError as exc:
+    print("refused", exc, flush=True)
+"""
+
+
+def test_two_fits_taking_over_the_same_stale_lock_at_once_one_wins(tmp_path: Path) -> None:
+    """After a crash, two fits restarted at the same instant both find the dead pid's lock: exactly one may take
+    it over (unlink-and-recreate let both win: each removed the other's fresh lock)."""
+    for round_ in range(4):
+        run_dir = tmp_path / f"r{round_}"
+        run_dir.mkdir()
+        (run_dir / LOCK_FILE).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+        start = str(time.time() + 1.5)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", TAKEOVER, str(run_dir), start],
+                cwd=ROOT,
+                env=env(),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outs = sorted(p.communicate(timeout=60)[0].split(" ", 1)[0].strip() for p in procs)
+        assert outs == ["held", "refused", "refused"], (round_, outs)
+        assert not (run_dir / LOCK_FILE).exists()
+
+
+def test_a_lock_naming_a_live_pid_that_holds_no_flock_is_stale(tmp_path: Path) -> None:
+    """On local disk the kernel's flock, not the pid, says whether the owner lives: a crashed fit's pid may
+    have been reused by an unrelated process by the time the run is restarted."""
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    with RunLock(tmp_path) as lock:
+        assert json.loads(Path(lock.path).read_text())["pid"] == os.getpid()
+
+
+def test_without_hard_links_the_lock_falls_back_to_exclusive_create(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_link(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted", src)
+
+    monkeypatch.setattr(os, "link", no_link)
+    with RunLock(tmp_path) as lock:
+        assert json.loads(Path(lock.path).read_text())["token"] == lock.owner["token"]
+        with pytest.raises(DataError, match=f"in use by pid {os.getpid()}"):
+            RunLock(tmp_path).acquire()
+    assert list(tmp_path.iterdir()) == []
