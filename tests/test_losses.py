@@ -1,4 +1,4 @@
-"""train.losses: VGG preprocessing and weights options, WGAN-GP values on an analytic critic, generator terms."""
+"""train.losses: VGG preprocessing and weights options, WGAN-GP values on analytic critics, generator terms."""
 
 from __future__ import annotations
 
@@ -92,6 +92,32 @@ def test_critic_loss_matches_closed_form() -> None:
     gp = (np.linalg.norm(W) / np.sqrt(4 * 6) - 1.0) ** 2
     np.testing.assert_allclose(parts["gp"].numpy(), [gp] * 3, rtol=1e-5)
     np.testing.assert_allclose(parts["critic"].numpy(), score(fake) - score(real) + 10.0 * gp, rtol=1e-5)
+
+
+def test_gradient_penalty_is_taken_at_the_interpolates() -> None:
+    """A quadratic critic, D(x) = mean over pixels of sum_c a_c x_c^2, has input gradient 2 a x / (h w), which
+    differs from point to point: the penalty must match it at real + eps (fake - real), per example."""
+    a = np.array([0.5, -1.5, 2.0], np.float32)
+    image = keras.Input((None, None, 3))
+    squared = keras.layers.Lambda(lambda x: x * x)(image)
+    score = keras.layers.Conv2D(
+        1,
+        1,
+        kernel_initializer=keras.initializers.Constant(a.reshape(1, 1, 3, 1)),
+        bias_initializer="zeros",
+    )(squared)
+    critic = keras.Model(image, score)
+    rng = np.random.default_rng(1)
+    real = rng.uniform(-1, 1, (3, 4, 5, 3)).astype(np.float32)
+    fake = rng.uniform(-1, 1, (3, 4, 5, 3)).astype(np.float32)
+    eps = np.array([0.0, 0.25, 1.0], np.float32).reshape(3, 1, 1, 1)
+    got = losses.gradient_penalty(critic, tf.constant(real), tf.constant(fake), tf.constant(eps)).numpy()
+    mixed = real + eps * (fake - real)
+    grad = 2 * a * mixed / (4 * 5)
+    want = (np.sqrt((grad**2).sum(axis=(1, 2, 3))) - 1.0) ** 2
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    at_real = (np.sqrt(((2 * a * real / 20) ** 2).sum(axis=(1, 2, 3))) - 1.0) ** 2
+    assert abs(got[2] - at_real[2]) > 1e-3 and got[0] == pytest.approx(at_real[0], rel=1e-5)
 
 
 def test_generator_loss_terms_and_weights() -> None:
