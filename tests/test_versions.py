@@ -59,6 +59,23 @@ def test_update_metrics_merges(tmp_path: Path, identity) -> None:
     assert not list(v.glob(".meta.json.*"))  # no temp files left
 
 
+def test_best_compares_only_versions_scored_on_the_latest_evaluations_data(tmp_path: Path, identity) -> None:
+    v1, v2, v3 = (save_version(tmp_path, identity, step=s) for s in (10, 20, 30))
+    versions.update_metrics(
+        v1, {"psnr": 31.0, "split": "train", "src": "o", "evaluated": "2026-01-01T00:00:00Z"}
+    )
+    versions.update_metrics(
+        v2, {"psnr": 25.0, "split": "test", "src": "o", "evaluated": "2026-01-02T00:00:00Z"}
+    )
+    assert Path(versions.resolve_version(tmp_path, "best")) == v2  # v1's train-split PSNR does not count
+    versions.update_metrics(
+        v3, {"psnr": 26.0, "split": "test", "src": "o", "evaluated": "2026-01-03T00:00:00Z"}
+    )
+    assert Path(versions.resolve_version(tmp_path, "best")) == v3
+    versions.update_metrics(v1, {"psnr": 24.0, "split": "test", "evaluated": "2026-01-04T00:00:00Z"})
+    assert Path(versions.resolve_version(tmp_path, "best")) == v3
+
+
 def test_prune_keeps_latest_and_best(tmp_path: Path, identity) -> None:
     for step in range(1, 5):
         save_version(tmp_path, identity, step=step)

@@ -95,8 +95,18 @@ def latest_name(run_dir: str | Path) -> str | None:
 
 
 def best_name(versions: list[VersionInfo]) -> str | None:
+    """Highest PSNR among the versions scored on the same data (src and split) as the latest evaluation: scores
+    on different splits are not comparable."""
     scored = [v for v in versions if v.psnr is not None]
-    return max(scored, key=lambda v: v.psnr).name if scored else None
+    if not scored:
+        return None
+
+    def on(v: VersionInfo) -> tuple[str, str]:
+        m = v.meta.get("metrics", {})
+        return str(m.get("src", "")), str(m.get("split", ""))
+
+    newest = max(scored, key=lambda v: str(v.meta.get("metrics", {}).get("evaluated", "")))
+    return max((v for v in scored if on(v) == on(newest)), key=lambda v: v.psnr).name
 
 
 def resolve_version(run_dir: str | Path, version: str = "latest") -> str:
