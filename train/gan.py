@@ -146,10 +146,17 @@ class DeblurGan:
         def one_step(iterator: Any) -> dict[str, tf.Tensor]:
             blur, sharp = next(iterator)
             args = (to_replicas(blur), to_replicas(sharp), self.step.read_value())
-            per_replica = strategy.run(self._replica_step, args=args)
-            return {
-                k: strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[k], axis=None) for k in METRICS
-            }
+
+            def replica_step(*replica_args: Any) -> tf.Tensor:
+                parts = self._replica_step(*replica_args)
+                return tf.stack([tf.cast(parts[k], tf.float32) for k in METRICS])
+
+            # One cross-replica reduction of all metrics per step (an all-reduce per metric costs a collective
+            # launch each across GPUs and workers).
+            total = strategy.reduce(
+                tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=args), axis=None
+            )
+            return {k: total[i] for i, k in enumerate(METRICS)}
 
         @tf.function(reduce_retracing=True)
         def train_steps(iterator: Any, n: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
