@@ -27,7 +27,7 @@ from shards_fixture import write_shards
 from tiny_generators import local_generator
 
 from pipeline.config import Config, load_config
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UsageError
 from train import evaluate, export, rundir, runlock, versions
 from train.deblur import run as deblur_run
 from train.trainer import run as fit
@@ -87,6 +87,26 @@ def test_rundir_reads_writes_lists_and_deletes_through_gfile() -> None:
     assert rundir.listdir(root) == ["samples"] and rundir.name(f"{root}/samples/s.png") == "s.png"
 
 
+def test_an_unreachable_store_is_an_error_naming_the_path_not_an_empty_dir() -> None:
+    """tf.io.gfile.listdir/isdir report any error (no network, 403, unknown scheme) as "not a directory": a run
+    dir that cannot be read looked empty, and the next version was numbered v0001 over an existing one."""
+    root = "nosuch://bucket/run"
+    for probe in (rundir.listdir, rundir.isdir, rundir.exists, versions.next_version_number):
+        with pytest.raises(DataError, match=f"^{root}.*: cannot read .*scheme 'nosuch' not implemented"):
+            probe(root)
+    with pytest.raises(DataError, match=f"^{root}: cannot create the directory"):
+        rundir.write_bytes(f"{root}/x", b"")
+    rundir.discard(root)  # best effort: never raises
+
+
+def test_file_urls_are_replaced_whole() -> None:
+    """file:// (and ram://) write in place through gfile, so a file is written aside and renamed over."""
+    root = ram_dir()
+    for data in (b"first version\n", b"2nd\n"):
+        rundir.write_bytes(f"{root}/latest", data)
+        assert rundir.read_bytes(f"{root}/latest") == data and rundir.listdir(root) == ["latest"]
+
+
 # ---- versions -------------------------------------------------------------------------------------------------
 
 
@@ -113,6 +133,11 @@ def test_remote_versions_count_only_with_meta_and_a_killed_writer_is_cleaned_up(
     versions.write_version(root, g1, {"step": 30}, keep=2)
     assert [v.name for v in versions.list_versions(root)] == ["v0001", "v0004"]
     assert not gfile.exists(f"{root}/generator/v0003")
+    # `trainctl evaluate` updating a version that a fit prunes meanwhile leaves meta.json alone: not a version,
+    # and the next writer deletes it.
+    rundir.write_json(f"{root}/generator/v0003/meta.json", {"step": 20})
+    assert [v.name for v in versions.list_versions(root)] == ["v0001", "v0004"]
+    assert versions.remove_incomplete(root) == ["v0003"]
     rows = versions.table_rows(root)
     assert [(r[0], r[1], r[-1]) for r in rows] == [("v0001", "10", "best"), ("v0004", "30", "latest")]
 
@@ -156,45 +181,83 @@ def test_remote_lock_lost_to_a_writer_in_the_settle_window_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No exclusive create on object stores: two fits that both saw no lock both write it; the one whose token
-    did not stay must refuse (and must not delete the winner's lock)."""
+    did not stay must refuse, and leave the winner's lock alone."""
     root = ram_dir()
     path = f"{root}/{runlock.LOCK_FILE}"
     winner = {"pid": 4242, "host": "other-vm", "token": "theirs"}
     monkeypatch.setattr(runlock.time, "sleep", lambda s: rundir.write_json(path, winner))
-    lock = runlock.RunLock(root)
     with pytest.raises(DataError, match=f"{path}: run dir is in use by pid 4242 on other-vm"):
-        lock.acquire()
-    lock.release()
+        runlock.RunLock(root).acquire()
     assert json.loads(rundir.read_text(path)) == winner
+
+
+def test_a_remote_lock_taken_over_later_stops_the_first_fit(quick_settle: None) -> None:
+    """Checked at every checkpoint: a fit whose lock now holds another token stops, and does not delete it."""
+    root = ram_dir()
+    path = f"{root}/{runlock.LOCK_FILE}"
+    lock = runlock.RunLock(root)
+    lock.acquire()
+    lock.verify()
+    intruder = {"pid": 7, "host": "vm-2", "token": "theirs"}
+    rundir.write_json(path, intruder)
+    with pytest.raises(DataError, match=f"{path}: the run dir lock was taken over by pid 7 on vm-2"):
+        lock.verify()
+    lock.release()
+    assert json.loads(rundir.read_text(path)) == intruder
+
+
+def test_a_remote_lock_from_another_pid_namespace_is_not_judged_by_pid(quick_settle: None) -> None:
+    """A container restarted under the same host name gets a new pid namespace: the old pids mean nothing here
+    (pid 1 is alive in every container), so the lock is refused, not taken over, and not believed live either."""
+    root = ram_dir()
+    path = f"{root}/{runlock.LOCK_FILE}"
+    other = {"pid": dead_pid(), "host": socket.gethostname(), "pidns": 1, "token": "old"}
+    rundir.write_json(path, other)
+    with pytest.raises(DataError, match=f"in use by pid {other['pid']} on {socket.gethostname()}"):
+        runlock.RunLock(root).acquire()
+    assert json.loads(rundir.read_text(path)) == other
 
 
 RACE = """
 import sys, time
-from pipeline.errors import DataError
-from train import runlock
+from pipeline.errors import DataError, UsageError
+from train import rundir, runlock
 runlock.REMOTE_SETTLE_S = 0.5
+rundir.exists(sys.argv[1])  # TensorFlow imported before the start line, not inside the race
 while time.time() < float(sys.argv[2]):
     time.sleep(0.001)
 try:
-    runlock.RunLock(sys.argv[1]).acquire()
-    print("held")
-    time.sleep(2)
+    lock = runlock.RunLock(sys.argv[1])
+    lock.acquire()
+    print("held", flush=True)
+    sys.stdin.read()  # hold it until the test has both answers
+    lock.release()
 except DataError as exc:
-    print("refused", exc)
+    print("refused", exc, flush=True)
 """
 
 
 def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/run"
-    start = str(time.time() + 3)
+    start = str(time.time() + 8)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACE, url, start], cwd=ROOT, env=env(), stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", RACE, url, start],
+            cwd=ROOT,
+            env=env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]
-    outs = sorted(p.communicate(timeout=120)[0].split(" ", 1)[0].strip() for p in procs)
+    try:
+        outs = sorted(p.stdout.readline().split(" ", 1)[0].strip() for p in procs)  # type: ignore[union-attr]
+    finally:
+        for p in procs:
+            p.communicate(timeout=60)
     assert outs == ["held", "refused"]
+    assert not (tmp_path / "run" / runlock.LOCK_FILE).exists()
 
 
 # ---- fit, resume, evaluate, deblur, export on ram:// ----------------------------------------------------------
@@ -228,6 +291,8 @@ def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
     assert json.loads(rundir.read_text(f"{root}/eval.json")) == result
 
     image = next((organized_dir / "test" / "A").glob("*.png"))
+    with pytest.raises(UsageError, match="gs://b/out: deblur reads and writes local files"):
+        deblur_run(f"{root}/generator/v0002", [image], "gs://b/out")
     assert deblur_run(f"{root}/generator/v0002", [image], tmp_path / "out") == 0
     deblurred = cv2.imread(str(tmp_path / "out" / image.name), cv2.IMREAD_COLOR)
     assert deblurred.shape == cv2.imread(str(image)).shape
@@ -240,6 +305,24 @@ def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
     got = served(images=tf.constant(frame[None]))["deblurred"].numpy()
     assert got.shape == (1, 37, 50, 3) and got.dtype == np.uint8
     assert json.loads(rundir.read_text(f"{out}/meta.json"))["version"] == "v0002"
+
+    # An upload cut short leaves no half export a loader would take, and the next export replaces it.
+    copy, calls = tf.io.gfile.copy, []
+
+    def failing_copy(src: str, dst: str, overwrite: bool = False) -> None:
+        calls.append(dst)
+        if len(calls) == 3:
+            raise tf.errors.UnavailableError(None, None, "connection reset")
+        copy(src, dst, overwrite=overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", failing_copy)
+    with pytest.raises(DataError, match=f"{out}/.*: cannot write .*connection reset"):
+        export.run(f"{root}/generator/v0002", out)
+    assert not gfile.exists(f"{out}/saved_model.pb")
+    monkeypatch.setattr(tf.io.gfile, "copy", copy)
+    export.run(f"{root}/generator/v0002", out)
+    assert "serving_default" in tf.saved_model.load(out).signatures
+    rundir.rmtree(root)
 
 
 # ---- real processes on a file:// URL --------------------------------------------------------------------------

@@ -171,8 +171,8 @@ class RunCheckpoint:
             path = self.manager.save(checkpoint_number=step)
         except tf.errors.OpError as exc:
             # TF writes into ckpt-N_temp/ and renames the files; a failed save leaves that dir behind.
-            for temp in rundir.glob(self.write_dir, f"ckpt-{step}_temp*"):
-                rundir.rmtree(temp)
+            for temp in _quietly_glob(self.write_dir, f"ckpt-{step}_temp*"):
+                rundir.discard(temp)
             raise DataError(
                 f"{self.write_dir}: cannot save the checkpoint for step {step}: {op_error_reason(exc)}"
             ) from None
@@ -180,6 +180,14 @@ class RunCheckpoint:
             rundir.rmtree(self.write_dir)
             self.data_manager.save(checkpoint_number=step)
         return path
+
+
+def _quietly_glob(directory: str, pattern: str) -> list[str]:
+    """`rundir.glob` for error paths: a listing that fails too must not hide the error being reported."""
+    try:
+        return rundir.glob(directory, pattern)
+    except Exception:
+        return []
 
 
 def op_error_reason(exc: Exception) -> str:

@@ -81,9 +81,9 @@ def evaluate(
 
 @app.command()
 def deblur(
-    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...", help="Image files or folders.")],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Image files or folders.")],
     model: Annotated[str, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (same names, PNG).")],
+    out: Annotated[str, typer.Option("--out", help="Output folder (same names, PNG).")],
     tile: Annotated[
         int,
         typer.Option(

@@ -225,7 +225,7 @@ def plan_outputs(files: Sequence[Path], out: Path) -> list[tuple[Path, Path]]:
 
 def run(
     model_dir: str | Path,
-    inputs: Sequence[Path],
+    inputs: Sequence[str | Path],
     out: str | Path,
     tile: int = DEFAULT_TILE,
     overlap: int | None = None,
@@ -235,8 +235,13 @@ def run(
 
     from train.versions import load_generator
 
+    for path in [*map(str, inputs), str(out)]:
+        if "://" in path:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
+            raise UsageError(
+                f"{path}: deblur reads and writes local files; copy them from/to the bucket first"
+            )
     out = Path(out)
-    plan = plan_outputs(collect_inputs(inputs), out)
+    plan = plan_outputs(collect_inputs([Path(p) for p in inputs]), out)
     if tile < 2 * DEFAULT_STRIDE:
         raise UsageError(f"--tile {tile}: too small")
     generator = load_generator(model_dir)

@@ -56,28 +56,39 @@ def serving_fn(generator: Any, stride: int, min_side: int = MIN_SIDE) -> Any:
     return serve
 
 
+# What a remote export cut short may leave (local exports are atomic and leave nothing).
+SAVED_MODEL_NAMES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb", "meta.json"})
+
+
 def _check_out(out: str) -> None:
     """An existing `out` may only be an empty folder or an earlier SavedModel: never replace unrelated data."""
     if rundir.isfile(out):
         raise UsageError(f"--out {out}: is a file; give a folder for the SavedModel")
-    if rundir.listdir(out) and not rundir.isfile(join(out, "saved_model.pb")):
+    entries = set(rundir.listdir(out))
+    leftover = rundir.is_remote(out) and entries <= SAVED_MODEL_NAMES
+    if entries and not leftover and not rundir.isfile(join(out, "saved_model.pb")):
         raise UsageError(f"--out {out}: folder exists and is not a SavedModel; refusing to replace it")
 
 
 def _upload(local: str, out: str) -> None:
-    """Copy a SavedModel dir to an object store with saved_model.pb last: a loader never sees a mix of exports."""
-    import tensorflow as tf
+    """Copy a SavedModel dir to an object store with saved_model.pb last: a loader never sees a mix of exports.
 
+    Not atomic: the old export is deleted first (its saved_model.pb before the rest), and a failed upload is
+    removed again, so `out` holds the new export, or nothing a loader would take for one."""
     if rundir.exists(join(out, "saved_model.pb")):
         rundir.remove(join(out, "saved_model.pb"))  # the old export stops loading before its files change
-        rundir.rmtree(out)
+    rundir.rmtree(out)
     files = [
         os.path.relpath(os.path.join(top, name), local) for top, _, names in os.walk(local) for name in names
     ]
-    for rel in sorted(files, key=lambda rel: rel == "saved_model.pb"):
-        dst = join(out, *rel.split(os.sep))
-        rundir.makedirs(rundir.split(dst)[0])
-        tf.io.gfile.copy(os.path.join(local, rel), dst, overwrite=True)
+    try:
+        for rel in sorted(files, key=lambda rel: rel == "saved_model.pb"):
+            dst = join(out, *rel.split(os.sep))
+            rundir.makedirs(rundir.split(dst)[0])
+            rundir.copy(os.path.join(local, rel), dst)
+    except BaseException:
+        rundir.discard(out)
+        raise
 
 
 def write_saved_model(
@@ -115,7 +126,8 @@ def write_saved_model(
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
+    if not remote:
+        shutil.rmtree(old, ignore_errors=True)
     return out
 
 

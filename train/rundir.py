@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import os
+import re
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from pipeline import fsio
+from pipeline.errors import DataError
 from pipeline.fsio import is_remote, join, split
 
+# tf.io.gfile filesystems that write a file in place (not as one object appearing whole): written via rename
+_IN_PLACE = ("file://", "ram://")
+
 __all__ = [
+    "copy",
+    "discard",
     "exists",
     "glob",
     "is_remote",
@@ -31,6 +40,7 @@ __all__ = [
     "makedirs",
     "name",
     "read_bytes",
+    "reason",
     "read_text",
     "split",
     "remove",
@@ -47,10 +57,37 @@ def _gfile() -> Any:
     return tf.io.gfile
 
 
-def _not_found(exc: Exception) -> bool:
+def reason(exc: BaseException) -> str:
+    """The first line of a TensorFlow error, without its op suffix (`... [Op:SaveV2]`)."""
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    return re.sub(r"\s*\[Op:\w+\]\s*$", "", line)
+
+
+@contextlib.contextmanager
+def _named(path: str, action: str) -> Iterator[None]:
+    """Turn a TensorFlow I/O error (unreachable bucket, no permission, ...) into a DataError naming `path`;
+    NotFoundError passes through for the caller to decide."""
     import tensorflow as tf
 
-    return isinstance(exc, tf.errors.NotFoundError)
+    try:
+        yield
+    except tf.errors.NotFoundError:
+        raise
+    except tf.errors.OpError as exc:
+        raise DataError(f"{path}: cannot {action} ({reason(exc)})") from None
+
+
+def _stat(path: str) -> Any:
+    """gfile's stat of a remote path, None when it does not exist; other errors raise (tf.io.gfile.isdir and
+    listdir would report an unreachable bucket as a missing directory)."""
+    import tensorflow as tf
+
+    with _named(path, "read"):
+        try:
+            return _gfile().stat(path)
+        except tf.errors.NotFoundError:
+            return None
 
 
 def name(path: str) -> str:
@@ -60,29 +97,33 @@ def name(path: str) -> str:
 
 def exists(path: str) -> bool:
     path = str(path)
-    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+    return _stat(path) is not None if is_remote(path) else os.path.exists(path)
 
 
 def isdir(path: str) -> bool:
     path = str(path)
-    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+    if not is_remote(path):
+        return os.path.isdir(path)
+    stat = _stat(path)
+    return stat is not None and bool(stat.is_directory)
 
 
 def isfile(path: str) -> bool:
     path = str(path)
-    if is_remote(path):
-        gfile = _gfile()
-        return gfile.exists(path) and not gfile.isdir(path)
-    return os.path.isfile(path)
+    if not is_remote(path):
+        return os.path.isfile(path)
+    stat = _stat(path)
+    return stat is not None and not stat.is_directory
 
 
 def makedirs(path: str) -> None:
     """Create `path` and its parents (a no-op on stores where directories are prefixes)."""
     path = str(path)
-    if is_remote(path):
-        _gfile().makedirs(path)
-    else:
+    if not is_remote(path):
         os.makedirs(path, exist_ok=True)
+        return
+    with _named(path, "create the directory"):
+        _gfile().makedirs(path)
 
 
 def listdir(path: str) -> list[str]:
@@ -93,12 +134,11 @@ def listdir(path: str) -> list[str]:
             return sorted(os.listdir(path))
         except (FileNotFoundError, NotADirectoryError):
             return []
-    try:
+    stat = _stat(path)
+    if stat is None or not stat.is_directory:
+        return []
+    with _named(path, "list"):
         names = _gfile().listdir(path)
-    except Exception as exc:
-        if _not_found(exc):
-            return []
-        raise
     return sorted({n.rstrip("/") for n in names if n.rstrip("/")})
 
 
@@ -109,17 +149,17 @@ def glob(directory: str, pattern: str) -> list[str]:
 
 def read_bytes(path: str) -> bytes:
     """A whole file; FileNotFoundError naming `path` when it is missing, local or remote."""
+    import tensorflow as tf
+
     path = str(path)
     if not is_remote(path):
         with open(path, "rb") as fh:
             return fh.read()
     try:
-        with _gfile().GFile(path, "rb") as fh:
+        with _named(path, "read"), _gfile().GFile(path, "rb") as fh:
             return fh.read()
-    except Exception as exc:
-        if _not_found(exc):
-            raise FileNotFoundError(2, "No such file or object", path) from None
-        raise
+    except tf.errors.NotFoundError:
+        raise FileNotFoundError(2, "No such file or object", path) from None
 
 
 def read_text(path: str) -> str:
@@ -129,24 +169,26 @@ def read_text(path: str) -> str:
 def write_bytes(path: str, data: bytes) -> None:
     """Write a whole file so that readers see the old or the new content, never a part.
 
-    Locally: a temp file in the same dir, fsync, rename (pipeline.fsio). Remotely: one object upload, which the
-    store makes visible only when complete. Parent dirs are created either way.
+    Locally: a temp file in the same dir, fsync, rename (pipeline.fsio). On object stores: one object upload,
+    which the store makes visible only when complete. On the other filesystems of tf.io.gfile that write in place
+    (file://, ram://): a temp file renamed over the target. Parent dirs are created either way.
     """
     path = str(path)
     if not is_remote(path):
         fsio.write_bytes(path, data)
         return
     makedirs(split(path)[0])
-    if path.startswith("ram://"):  # TF's in-memory filesystem (tests) appends to a file reopened for writing
-        remove(path)
-    with _gfile().GFile(path, "wb") as fh:
+    in_place = path.startswith(_IN_PLACE)
+    target = f"{path}.part-{os.getpid()}" if in_place else path
+    with _named(path, "write"), _gfile().GFile(target, "wb") as fh:
         fh.write(data)
+    if in_place:
+        with _named(path, "write"):
+            _gfile().rename(target, path, overwrite=True)
 
 
 def write_json(path: str, data: Any) -> None:
     """Indented, key-sorted JSON, written as `write_bytes` does."""
-    import json
-
     write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
@@ -157,28 +199,38 @@ def write_png(path: str, rgb: np.ndarray) -> None:
     write_bytes(str(path), encode_image(np.ascontiguousarray(rgb), "png"))
 
 
+def copy(src: str, dst: str) -> None:
+    """Copy one local or remote file to a remote path (one object upload)."""
+    with _named(dst, "write"):
+        _gfile().copy(str(src), str(dst), overwrite=True)
+
+
 def remove(path: str) -> None:
     """Delete one file; a missing file is not an error."""
+    import tensorflow as tf
+
     path = str(path)
     if not is_remote(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
         return
-    try:
+    with contextlib.suppress(tf.errors.NotFoundError), _named(path, "delete"):
         _gfile().remove(path)
-    except Exception as exc:
-        if not _not_found(exc):
-            raise
 
 
 def rmtree(path: str) -> None:
     """Delete a directory tree (every object under the prefix, remotely); a missing one is not an error."""
+    import tensorflow as tf
+
     path = str(path)
     if not is_remote(path):
         shutil.rmtree(path, ignore_errors=True)
         return
-    try:
+    with contextlib.suppress(tf.errors.NotFoundError), _named(path, "delete"):
         _gfile().rmtree(path)
-    except Exception as exc:
-        if not _not_found(exc):
-            raise
+
+
+def discard(path: str) -> None:
+    """Best-effort `rmtree` for error paths: never raises, so the error being handled is the one reported."""
+    with contextlib.suppress(Exception):
+        rmtree(path)

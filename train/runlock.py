@@ -51,6 +51,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def pid_namespace() -> int | None:
+    """The inode of this process's pid namespace (Linux), telling containers with the same host name apart."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
 def _flock(fd: int) -> bool | None:
     """Try an exclusive, non-blocking flock: True if taken, False if another open file holds it, None if the
     filesystem has no flock."""
@@ -71,7 +79,12 @@ class RunLock:
     def __init__(self, run_dir: str | Path) -> None:
         self.path = rundir.join(str(run_dir), LOCK_FILE)
         self.remote = rundir.is_remote(self.path)
-        self.owner = {"pid": os.getpid(), "host": socket.gethostname(), "token": uuid.uuid4().hex}
+        self.owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "pidns": pid_namespace(),
+            "token": uuid.uuid4().hex,
+        }
         self.held = False
         self._fd: int | None = None  # local: the open lock file whose flock we hold
 
@@ -88,16 +101,26 @@ class RunLock:
         except (OSError, ValueError):
             return {"unreadable": True}
 
-    def _refuse(self, other: dict[str, Any]) -> DataError:
+    @staticmethod
+    def _who(other: dict[str, Any]) -> str:
         pid, host = int(other.get("pid", -1) or -1), str(other.get("host", ""))
-        who = f"pid {pid} on {host}" if host else "another process"
+        return f"pid {pid} on {host}" if host else "another process"
+
+    def _refuse(self, other: dict[str, Any]) -> DataError:
         return DataError(
-            f"{self.path}: run dir is in use by {who}; stop that trainer or use another train.run_dir "
+            f"{self.path}: run dir is in use by {self._who(other)}; stop that trainer or use another train.run_dir "
             "(delete the lock file only if that trainer is gone)"
         )
 
     def _stale_here(self, other: dict[str, Any]) -> bool:
-        return other.get("host") == self.owner["host"] and not pid_alive(int(other.get("pid", -1) or -1))
+        """A lock whose process is gone, as far as this process can tell: same host, same pid namespace (a
+        container restarted under the same host name has a new one, and its pids say nothing about the old)."""
+        if (
+            other.get("host") != self.owner["host"]
+            or other.get("pidns", self.owner["pidns"]) != self.owner["pidns"]
+        ):
+            return False
+        return not pid_alive(int(other.get("pid", -1) or -1))
 
     # ---- local: link a complete file into place, flock it; take a stale one over in place ----------------
 
@@ -218,6 +241,22 @@ class RunLock:
         else:
             self._acquire_local()
         self.held = True
+
+    def verify(self) -> None:
+        """Raise a DataError if the lock is no longer ours (remote only: a local lock is held by flock).
+
+        The remote lock is checked once at start; the trainer calls this at every checkpoint, so a second fit
+        that took it over anyway (a restarted VM with a new host name and a hand-deleted lock, a write slower
+        than the settle time) stops this one before the two interleave many checkpoints."""
+        if not (self.held and self.remote):
+            return
+        other = self._read()
+        if other.get("token") != self.owner["token"]:
+            self.held = False
+            raise DataError(
+                f"{self.path}: the run dir lock was taken over by {self._who(other)}; stopping so that two "
+                "trainers do not interleave checkpoints"
+            )
 
     def release(self) -> None:
         if self.held and self._read().get("token") == self.owner["token"]:

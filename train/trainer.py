@@ -69,16 +69,23 @@ def run(cfg: Config) -> FitResult:
     cluster = cluster_from_env() if is_multi_worker(strategy) else Cluster(1, 0, True)
     run_dir = str(t.run_dir)
     rundir.makedirs(run_dir)
-    lock = RunLock(run_dir) if cluster.is_chief else contextlib.nullcontext()
-    with lock, StopFlag() as stop, global_policy_restored():
-        return _Fit(cfg, info, strategy, cluster, run_dir, stop).train()
+    lock = RunLock(run_dir) if cluster.is_chief else None
+    with lock or contextlib.nullcontext(), StopFlag() as stop, global_policy_restored():
+        return _Fit(cfg, info, strategy, cluster, run_dir, stop, lock).train()
 
 
 class _Fit:
     """One fit: built in `__init__`, run by `train`."""
 
     def __init__(
-        self, cfg: Config, info: DatasetInfo, strategy: Any, cluster: Cluster, run_dir: str, stop: StopFlag
+        self,
+        cfg: Config,
+        info: DatasetInfo,
+        strategy: Any,
+        cluster: Cluster,
+        run_dir: str,
+        stop: StopFlag,
+        lock: RunLock | None = None,
     ) -> None:
         import keras
         import tensorflow as tf
@@ -88,7 +95,13 @@ class _Fit:
         from train.runlog import RunLog
 
         self.tf, self.cfg, self.t, self.info = tf, cfg, cfg.train, info
-        self.strategy, self.cluster, self.run_dir, self.stop = strategy, cluster, run_dir, stop
+        self.strategy, self.cluster, self.run_dir, self.stop, self.lock = (
+            strategy,
+            cluster,
+            run_dir,
+            stop,
+            lock,
+        )
         t = self.t
         has_gpu = bool(tf.config.list_physical_devices("GPU"))
         self.policy = choose_precision(t.mixed_precision, has_gpu, cpu_has_native_bf16())
@@ -172,6 +185,8 @@ class _Fit:
         return bool(self._vote(tf.constant(1 if flag else 0, tf.int32)).numpy() > 0)
 
     def _save(self, step: int) -> None:
+        if self.lock is not None:
+            self.lock.verify()  # a remote lock taken over by another fit: stop before writing over its files
         self.checkpoints.save(step)
         self.last_saved = step
         if self.cluster.is_chief:

@@ -170,21 +170,23 @@ def _write_remote(root: str, name: str, generator: Any, meta: dict[str, Any]) ->
         generator.save(join(path, MODEL_FILE))
         write_json_atomic(join(path, META_FILE), meta)
     except BaseException:
-        rundir.rmtree(path)
+        rundir.discard(path)
         raise
 
 
 def remove_incomplete(run_dir: str | Path) -> list[str]:
     """Delete what a killed writer left: local temp dirs, and (remotely) vNNNN dirs without meta.json.
 
-    Only the holder of the run dir lock may call this: a version being written also lacks its meta.json."""
+    Only the holder of the run dir lock may call this: a version being written also lacks its meta.json. A dir
+    with meta.json but no model is what `trainctl evaluate` leaves when it updates a version being pruned."""
     root = generator_dir(run_dir)
     removed = []
     for entry in rundir.listdir(root):
         path = join(root, entry)
         stale = entry.startswith(".v") and ".tmp-" in entry
         if rundir.is_remote(root) and _VERSION_RE.match(entry):
-            stale = not rundir.exists(join(path, META_FILE))
+            # the model is written first and meta.json last: a dir missing either is not being written now
+            stale = not rundir.exists(join(path, META_FILE)) or not rundir.exists(join(path, MODEL_FILE))
         if stale:
             rundir.rmtree(path)
             removed.append(entry)
