@@ -26,6 +26,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_TIMEOUT = 240
+# The smallest fit that exercises everything: a step takes milliseconds, checkpoints and versions come often.
+TINY_TRAIN = {
+    "batch_size": 2,
+    "crop_size": 32,
+    "mixed_precision": "float32",
+    "generator": {"filters": 4, "blocks": 1},
+    "critic": {"filters": 4, "updates": 1},
+    "loss": {"perceptual_weights": "none"},
+    "checkpoint_every": 2,
+    "version_every": 2,
+    "keep_versions": 50,
+    "log_every": 1,
+}
 
 # $1 disk, $2 tmpfs options, $3 ro|rw, $4 where to copy what is left, $5 seed dir or "", then the command.
 _IN_NAMESPACE = r"""

@@ -29,6 +29,7 @@ import yaml
 from fault_helpers import (
     CLI_TIMEOUT,
     ROOT,
+    TINY_TRAIN,
     descendants,
     env,
     error_line,
@@ -51,18 +52,7 @@ NO_MOUNTS = namespace_mounts()
 TMPFS = pytest.param("tmpfs", marks=pytest.mark.skipif(NO_MOUNTS is not None, reason=str(NO_MOUNTS)))
 RO_MOUNT = pytest.param("ro-mount", marks=pytest.mark.skipif(NO_MOUNTS is not None, reason=str(NO_MOUNTS)))
 DISK_FULL = [TMPFS, "file-limit"]
-TINY = {
-    "batch_size": 2,
-    "crop_size": 32,
-    "mixed_precision": "float32",
-    "generator": {"filters": 4, "blocks": 1},
-    "critic": {"filters": 4, "updates": 1},
-    "loss": {"perceptual_weights": "none"},
-    "checkpoint_every": 2,
-    "version_every": 2,
-    "keep_versions": 50,
-    "log_every": 1,
-}
+TINY = TINY_TRAIN
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from fault_helpers import ROOT, env, run, trainctl
+from fault_helpers import ROOT, TINY_TRAIN, env, run, trainctl
 from shards_fixture import write_shards
 from tiny_generators import local_generator
 
@@ -33,18 +33,7 @@ from train.deblur import run as deblur_run
 from train.trainer import run as fit
 
 gfile = tf.io.gfile
-TINY = {
-    "batch_size": 2,
-    "crop_size": 32,
-    "mixed_precision": "float32",
-    "generator": {"filters": 4, "blocks": 1},
-    "critic": {"filters": 4, "updates": 1},
-    "loss": {"perceptual_weights": "none"},
-    "checkpoint_every": 2,
-    "version_every": 2,
-    "keep_versions": 2,
-    "log_every": 1,
-}
+TINY = {**TINY_TRAIN, "keep_versions": 2}
 
 
 def ram_dir() -> str:
