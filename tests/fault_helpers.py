@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,3 +216,29 @@ def wait_until_gone(pids: list[int], timeout: float = 60) -> list[int]:
             return []
         time.sleep(0.1)
     return [p for p in pids if alive(p)]
+
+
+def read_stderr_until(proc: subprocess.Popen, done: Callable[[str], bool], timeout: float = 120) -> list[str]:
+    """Read `proc`'s stderr lines until `done(line)`; kill it and fail with what it said if that never comes."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        lines.append(line)
+        if done(line):
+            return lines
+    proc.kill()
+    raise AssertionError("the awaited line never came:\n" + "".join(lines))
+
+
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180) -> None:
+    """SIGKILL `proc` as soon as `ready()` holds (polled every 2 ms), or at `timeout`; then reap it."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()

@@ -35,8 +35,10 @@ from fault_helpers import (
     error_line,
     files_under,
     gopro_prep,
+    kill_when,
     manifest_names_only_existing_files,
     namespace_mounts,
+    read_stderr_until,
     run,
     run_full_disk,
     run_on_tmpfs,
@@ -274,19 +276,6 @@ def test_flipped_byte_in_a_shard_stops_fit_naming_the_file_or_is_skipped(
 # ---- two trainers, and a trainer killed while writing a version -----------------------------------------------
 
 
-def _read_until(proc: subprocess.Popen, pattern: str, timeout: float = 120) -> list[str]:
-    lines, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()  # type: ignore[union-attr]
-        if not line:
-            break
-        lines.append(line)
-        if re.search(pattern, line):
-            return lines
-    proc.kill()
-    raise AssertionError(f"never saw {pattern!r}:\n" + "".join(lines))
-
-
 def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete_ones(
     shards: Path, tmp_path: Path
 ) -> None:
@@ -302,7 +291,7 @@ def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete
         trainctl("fit", str(cfg)), cwd=ROOT, env=env(), stderr=subprocess.PIPE, text=True
     )
     try:
-        _read_until(first, r"^version v0001 at step 1")
+        read_stderr_until(first, lambda line: line.startswith("version v0001 at step 1"))
         lock = json.loads((run_dir / "fit.lock").read_text())
         assert (lock["pid"], lock["host"]) == (first.pid, socket.gethostname())
 
@@ -315,13 +304,9 @@ def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete
         assert first.poll() is None and json.loads((run_dir / "fit.lock").read_text())["pid"] == first.pid
 
         generator = run_dir / "generator"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and first.poll() is None:  # catch a version mid-write if we can
-            if list(generator.glob(".v*.tmp-*")) and len(list(generator.glob("v*"))) >= 4:
-                break
-            time.sleep(0.002)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=60)
+        kill_when(  # catch a version mid-write if we can
+            first, lambda: bool(list(generator.glob(".v*.tmp-*"))) and len(list(generator.glob("v*"))) >= 4
+        )
     finally:
         first.kill()
     assert first.returncode == -signal.SIGKILL

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from fault_helpers import ROOT, TINY_TRAIN, env, run, trainctl
+from fault_helpers import ROOT, TINY_TRAIN, env, kill_when, run, trainctl
 from shards_fixture import write_shards
 from tiny_generators import local_generator
 
@@ -329,17 +328,12 @@ def test_fit_killed_mid_version_on_an_object_store_lists_only_complete_versions(
     cfg.write_text(yaml.safe_dump({"train": {**train, "checkpoint_every": 3, "keep_versions": 3}}))
     first = subprocess.Popen(trainctl("fit", str(cfg)), cwd=ROOT, env=env(), stderr=subprocess.DEVNULL)
     generator = run_dir / "generator"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and first.poll() is None:  # catch a version without its meta.json
-            dirs = list(generator.glob("v*"))
-            if len(dirs) >= 4 and any(not (d / "meta.json").exists() for d in dirs):
-                break
-            time.sleep(0.002)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=60)
-    finally:
-        first.kill()
+
+    def half_written() -> bool:  # a version without its meta.json
+        dirs = list(generator.glob("v*"))
+        return len(dirs) >= 4 and any(not (d / "meta.json").exists() for d in dirs)
+
+    kill_when(first, half_written)
     listed = [v.name for v in versions.list_versions(url)]
     assert listed and all((generator / n / "meta.json").is_file() for n in listed)
     assert rundir.read_text(f"{url}/generator/latest").strip() in listed

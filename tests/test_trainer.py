@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from fault_helpers import ROOT, env
+from fault_helpers import ROOT, env, read_stderr_until
 from shards_fixture import write_shards
 from typer.testing import CliRunner
 
@@ -215,17 +214,10 @@ def _start_fit(cfg: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env(), stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_step(proc: subprocess.Popen, step: int, timeout: float = 120) -> list[str]:
-    lines, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()  # type: ignore[union-attr]
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= step:
-            return lines
-    proc.kill()
-    raise AssertionError(f"fit never reached step {step}:\n" + "".join(lines))
+def _wait_for_step(proc: subprocess.Popen, step: int) -> list[str]:
+    return read_stderr_until(
+        proc, lambda line: line.startswith("step ") and int(line.split()[1].split("/")[0]) >= step
+    )
 
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(shards: Path, tmp_path: Path) -> None:
