@@ -496,7 +496,8 @@ def test_beam_worker_stderr_drops_only_the_printed_traceback() -> None:
 def test_checkpoint_save_errors_read_as_their_os_reason_and_partial_saves_are_cleaned(tmp_path: Path) -> None:
     import tensorflow as tf
 
-    from train.checkpoint import RunCheckpoint, op_error_reason
+    from train.checkpoint import RunCheckpoint
+    from train.rundir import reason
     from train.strategy import Cluster
 
     exc = tf.errors.ResourceExhaustedError(
@@ -506,7 +507,7 @@ def test_checkpoint_save_errors_read_as_their_os_reason_and_partial_saves_are_cl
         "/r/checkpoints/ckpt-2_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left on device "
         "[Op:SaveV2]",
     )
-    assert op_error_reason(exc) == "No space left on device"
+    assert reason(exc) == "No space left on device"
     (tmp_path / "checkpoints" / "ckpt-6_temp").mkdir(parents=True)
     (tmp_path / "checkpoints" / "ckpt-3.index").write_bytes(b"")
     RunCheckpoint(tmp_path, Cluster(1, 0, True), {})

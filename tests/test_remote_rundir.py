@@ -87,12 +87,14 @@ def test_an_unreachable_store_is_an_error_naming_the_path_not_an_empty_dir() -> 
     rundir.discard(root)  # best effort: never raises
 
 
-def test_file_urls_are_replaced_whole() -> None:
-    """file:// (and ram://) write in place through gfile, so a file is written aside and renamed over."""
-    root = ram_dir()
-    for data in (b"first version\n", b"2nd\n"):
-        rundir.write_bytes(f"{root}/latest", data)
-        assert rundir.read_bytes(f"{root}/latest") == data and rundir.listdir(root) == ["latest"]
+def test_file_urls_are_replaced_whole(tmp_path: Path) -> None:
+    """file:// and ram:// write in place through gfile (ram:// even appends to a reopened file), so a file is
+    written aside and renamed over: a kill mid-write cannot leave `latest` or meta.json truncated."""
+    for root in (f"file://{tmp_path}/run", ram_dir()):
+        for data in (b"first version\n", b"2nd\n"):
+            rundir.write_bytes(f"{root}/latest", data)
+            assert rundir.read_bytes(f"{root}/latest") == data and rundir.listdir(root) == ["latest"]
+    assert (tmp_path / "run" / "latest").read_bytes() == b"2nd\n"
 
 
 # ---- versions -------------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -174,7 +173,7 @@ class RunCheckpoint:
             for temp in _quietly_glob(self.write_dir, f"ckpt-{step}_temp*"):
                 rundir.discard(temp)
             raise DataError(
-                f"{self.write_dir}: cannot save the checkpoint for step {step}: {op_error_reason(exc)}"
+                f"{self.write_dir}: cannot save the checkpoint for step {step}: {rundir.reason(exc)}"
             ) from None
         if not self.cluster.is_chief:
             rundir.rmtree(self.write_dir)
@@ -188,14 +187,6 @@ def _quietly_glob(directory: str, pattern: str) -> list[str]:
         return rundir.glob(directory, pattern)
     except Exception:
         return []
-
-
-def op_error_reason(exc: Exception) -> str:
-    """The OS reason in a TF I/O error: `{{function_node ...}} /path/file.tempstate123; No space left on device
-    [Op:SaveV2]` -> `No space left on device`."""
-    text = re.sub(r"\s*\[Op:\w+\]\s*$", "", getattr(exc, "message", None) or str(exc)).strip()
-    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", text)
-    return text.rsplit("; ", 1)[-1] if "; " in text else text
 
 
 def checkpoint_step(path: str) -> int:

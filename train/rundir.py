@@ -40,11 +40,11 @@ __all__ = [
     "makedirs",
     "name",
     "read_bytes",
-    "reason",
     "read_text",
-    "split",
+    "reason",
     "remove",
     "rmtree",
+    "split",
     "write_bytes",
     "write_json",
     "write_png",
@@ -58,10 +58,13 @@ def _gfile() -> Any:
 
 
 def reason(exc: BaseException) -> str:
-    """The first line of a TensorFlow error, without its op suffix (`... [Op:SaveV2]`)."""
+    """The OS or store reason in a TensorFlow I/O error, first line only: `{{function_node ...}}
+    /path/file.tempstate123; No space left on device [Op:SaveV2]` -> `No space left on device`."""
     text = (getattr(exc, "message", None) or str(exc)).strip()
     line = text.splitlines()[0].strip() if text else type(exc).__name__
-    return re.sub(r"\s*\[Op:\w+\]\s*$", "", line)
+    line = re.sub(r"\s*\[Op:\w+\]\s*$", "", line)
+    line = re.sub(r"^\{\{[^}]*\}\}\s*", "", line)
+    return line.rsplit("; ", 1)[-1] if "; " in line else line
 
 
 @contextlib.contextmanager
