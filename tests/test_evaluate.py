@@ -56,8 +56,16 @@ def test_identity_model_scores_like_the_input(tmp_path: Path, organized_dir: Pat
     assert np.mean([s["psnr"] for s in result["per_scene"].values()]) == pytest.approx(result["psnr"])
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written == result
-    metrics = read_meta(version)["metrics"]
+    metrics = read_meta(version)["metrics"][f"train @ {organized_dir}"]
     assert metrics["psnr"] == result["psnr"] and metrics["split"] == "train" and metrics["pairs"] == 9
+    # A test-split evaluation afterwards keeps the train score: one score per (organized dir, split).
+    test = evaluate.run(cfg, split="test")
+    scores = read_meta(version)["metrics"]
+    assert sorted(scores) == [f"test @ {organized_dir}", f"train @ {organized_dir}"]
+    assert (
+        scores[f"test @ {organized_dir}"]["psnr"] == test["psnr"]
+        and scores[f"train @ {organized_dir}"]["pairs"] == 9
+    )
 
 
 def test_values_match_an_independent_computation(

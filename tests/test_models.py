@@ -82,7 +82,22 @@ def test_mixed_precision_keeps_the_head_float32() -> None:
     np.testing.assert_allclose(copy(x).numpy(), g(x).numpy(), atol=0.05)  # bf16 vs f32 arithmetic
 
 
-def test_version_saves_and_loads_with_keras_load_model(float32_policy: None, tmp_path: Path) -> None:
+# `import train` alone must make a saved generator loadable (README), without importing Keras itself, in either
+# order: train first (its import hook registers our layers when Keras arrives), or Keras first.
+LOAD_IN_FRESH_PROCESS = {
+    "train first": (
+        "import sys, train; "
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'import train imported Keras'; "
+        "import numpy as np, keras; "
+    ),
+    "keras first": "import sys, numpy as np, keras, train; ",
+}
+
+
+@pytest.mark.parametrize("order", sorted(LOAD_IN_FRESH_PROCESS))
+def test_version_saves_and_loads_with_keras_load_model(
+    float32_policy: None, tmp_path: Path, order: str
+) -> None:
     g = models.build_generator(filters=4, blocks=2, dropout=0.5)
     rng = np.random.default_rng(3)
     # Random weights everywhere: an untrained generator is the identity (zero last conv), which would hide a
@@ -95,25 +110,15 @@ def test_version_saves_and_loads_with_keras_load_model(float32_policy: None, tmp
     assert path.name == "v0001" and (tmp_path / "generator" / "latest").read_text().strip() == "v0001"
     np.testing.assert_allclose(load_generator(path)(x, training=False).numpy(), expect, atol=1e-6)
     np.save(tmp_path / "x.npy", x)
-    code = (
-        "import sys, numpy as np, keras, train.models; "
-        "m = keras.saving.load_model(sys.argv[1], compile=False); "
+    code = LOAD_IN_FRESH_PROCESS[order] + (
+        "m = keras.saving.load_model(sys.argv[1]); "
         "np.save(sys.argv[3], m(np.load(sys.argv[2]), training=False).numpy())"
     )
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            str(path / "generator.keras"),
-            str(tmp_path / "x.npy"),
-            str(tmp_path / "y.npy"),
-        ],
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-        capture_output=True,
+    args = [str(path / "generator.keras"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, timeout=120, capture_output=True, text=True
     )
+    assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expect, atol=1e-6)
 
 

@@ -115,8 +115,8 @@ def test_remote_versions_count_only_with_meta_and_a_killed_writer_is_cleaned_up(
     assert rundir.read_text(f"{root}/generator/latest") == "v0003\n"
     for got, want in zip(weights(versions.load_generator(v3)), weights(g2), strict=True):
         np.testing.assert_array_equal(got, want)
-    versions.update_metrics(v1, {"psnr": 30.0, "split": "test"})
-    assert versions.read_meta(v1)["metrics"] == {"psnr": 30.0, "split": "test"}
+    versions.update_metrics(v1, {"psnr": 30.0, "split": "test", "src": "o"})
+    assert versions.read_meta(v1)["metrics"] == {"test @ o": {"psnr": 30.0, "split": "test", "src": "o"}}
     assert versions.resolve_version(root, "best") == v1
     # Pruning to 1 keeps latest (v0003) and best (v0001); a third version then retires v0003.
     assert versions.prune_versions(root, keep=1) == []
@@ -277,7 +277,8 @@ def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
     cfg_path.write_text(yaml.safe_dump({"train": {"run_dir": root}, "evaluate": {"src": str(organized_dir)}}))
     result = evaluate.run(load_config(cfg_path), split="test", out=f"{root}/eval.json")
     assert result["version"] == "v0002" and result["pairs"] == 3
-    assert versions.read_meta(f"{root}/generator/v0002")["metrics"]["psnr"] == result["psnr"]
+    scores = versions.read_meta(f"{root}/generator/v0002")["metrics"]
+    assert scores[f"test @ {organized_dir}"]["psnr"] == result["psnr"]
     assert json.loads(rundir.read_text(f"{root}/eval.json")) == result
 
     image = next((organized_dir / "test" / "A").glob("*.png"))

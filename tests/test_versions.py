@@ -51,12 +51,27 @@ def test_resolve_version_latest_best_named_and_errors(tmp_path: Path, identity) 
         versions.resolve_version(tmp_path, "v0007")
 
 
-def test_update_metrics_merges(tmp_path: Path, identity) -> None:
+def test_update_metrics_keeps_one_score_per_scope(tmp_path: Path, identity) -> None:
+    """A train-split evaluation after a test-split one used to overwrite the test score in meta.json."""
     v = save_version(tmp_path, identity)
-    versions.update_metrics(v, {"psnr": 25.5, "split": "test"})
-    versions.update_metrics(v, {"ssim": 0.8, "psnr": 26.0})
-    assert versions.read_meta(v)["metrics"] == {"psnr": 26.0, "ssim": 0.8, "split": "test"}
+    versions.update_metrics(v, {"psnr": 25.5, "split": "test", "src": "o"})
+    versions.update_metrics(v, {"psnr": 31.0, "ssim": 0.9, "split": "train", "src": "o"})
+    versions.update_metrics(v, {"psnr": 26.0, "ssim": 0.8, "split": "test", "src": "o"})
+    assert versions.read_meta(v)["metrics"] == {
+        "test @ o": {"psnr": 26.0, "ssim": 0.8, "split": "test", "src": "o"},
+        "train @ o": {"psnr": 31.0, "ssim": 0.9, "split": "train", "src": "o"},
+    }
     assert not list(v.glob(".meta.json.*"))  # no temp files left
+
+
+def test_scores_written_before_scopes_are_read_as_one_scope(tmp_path: Path, identity) -> None:
+    v = save_version(tmp_path, identity)
+    meta = versions.read_meta(v)
+    meta["metrics"] = {"psnr": 27.0, "psnr_input": 25.0, "split": "test", "src": "o"}
+    (v / versions.META_FILE).write_text(json.dumps(meta))
+    assert versions.table_rows(tmp_path)[0][3:8] == ["test @ o", "27.00", "", "25.00", "+2.00"]
+    versions.update_metrics(v, {"psnr": 30.0, "split": "train", "src": "o"})
+    assert sorted(versions.read_meta(v)["metrics"]) == ["test @ o", "train @ o"]
 
 
 def test_best_compares_only_versions_scored_on_the_latest_evaluations_data(tmp_path: Path, identity) -> None:
@@ -72,8 +87,29 @@ def test_best_compares_only_versions_scored_on_the_latest_evaluations_data(tmp_p
         v3, {"psnr": 26.0, "split": "test", "src": "o", "evaluated": "2026-01-03T00:00:00Z"}
     )
     assert Path(versions.resolve_version(tmp_path, "best")) == v3
-    versions.update_metrics(v1, {"psnr": 24.0, "split": "test", "evaluated": "2026-01-04T00:00:00Z"})
+    versions.update_metrics(
+        v1, {"psnr": 24.0, "split": "test", "src": "o", "evaluated": "2026-01-04T00:00:00Z"}
+    )
     assert Path(versions.resolve_version(tmp_path, "best")) == v3
+    # v1's train score is still there and is the best of its own scope.
+    assert Path(versions.resolve_version(tmp_path, "best", scope="train @ o")) == v1
+    with pytest.raises(DataError, match="no version has metrics on val @ o"):
+        versions.resolve_version(tmp_path, "best", scope="val @ o")
+
+
+def test_versions_table_shows_the_test_split_by_default(tmp_path: Path, identity) -> None:
+    v1, v2 = save_version(tmp_path, identity, step=1), save_version(tmp_path, identity, step=2)
+    versions.update_metrics(v1, {"psnr": 30.0, "psnr_input": 20.0, "split": "test", "src": "o"})
+    versions.update_metrics(v1, {"psnr": 35.0, "psnr_input": 20.0, "split": "train", "src": "o"})
+    versions.update_metrics(v2, {"psnr": 31.0, "psnr_input": 20.0, "split": "train", "src": "o"})
+    rows = versions.table_rows(tmp_path)
+    assert [(r[0], r[3], r[4], r[8]) for r in rows] == [
+        ("v0001", "test @ o", "30.00", "best"),
+        ("v0002", "", "", "latest"),
+    ]
+    rows = versions.table_rows(tmp_path, split="train")
+    assert [(r[0], r[4], r[8]) for r in rows] == [("v0001", "35.00", "best"), ("v0002", "31.00", "latest")]
+    assert len(versions.table_rows(tmp_path, split=None)) == 3
 
 
 def test_prune_keeps_latest_and_best(tmp_path: Path, identity) -> None:
@@ -112,10 +148,12 @@ def test_read_meta_errors(tmp_path: Path) -> None:
 def test_table_rows_show_metrics_gain_and_marks(tmp_path: Path, identity) -> None:
     v1 = save_version(tmp_path, identity, step=100)
     save_version(tmp_path, identity, step=200)
-    versions.update_metrics(v1, {"psnr": 27.123, "ssim": 0.8512, "psnr_input": 25.0, "split": "test"})
+    versions.update_metrics(
+        v1, {"psnr": 27.123, "ssim": 0.8512, "psnr_input": 25.0, "split": "test", "src": "o"}
+    )
     rows = versions.table_rows(tmp_path)
     assert rows[0][:2] == ["v0001", "100"] and rows[0][3:] == [
-        "test",
+        "test @ o",
         "27.12",
         "0.8512",
         "25.00",
@@ -134,7 +172,7 @@ def test_versions_cli(tmp_path: Path, identity) -> None:
     assert empty.exit_code == 1 and "no generator versions yet" in empty.output
     v1 = save_version(run_dir, identity, step=100)
     save_version(run_dir, identity, step=200)
-    versions.update_metrics(v1, {"psnr": 31.5, "ssim": 0.9, "psnr_input": 30.0})
+    versions.update_metrics(v1, {"psnr": 31.5, "ssim": 0.9, "psnr_input": 30.0, "split": "test", "src": "o"})
     result = runner.invoke(app, ["versions", str(config)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()

@@ -1,4 +1,60 @@
-"""gopro-deblur training: tf.data input, DeblurGAN models and losses, distributed trainer, evaluation, export.
+"""gopro-deblur training: tf.data input, generator architectures and losses, distributed trainer, evaluation, export.
 
-Kept free of imports so that `trainctl --help` stays instant; TensorFlow is imported by the modules that need it.
+`import train` makes every custom layer a saved `generator.keras` can hold known to Keras, so
+
+    import train, keras
+    generator = keras.saving.load_model("runs/x/generator/v0002/generator.keras")
+
+works in a fresh process. Importing Keras costs seconds, and `trainctl --help` or `trainctl versions` must not pay
+it: registration therefore happens when Keras is imported (at once if it already is), through a small import hook.
 """
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from types import ModuleType
+from typing import Any
+
+# The modules whose import registers every serializable object a saved generator can contain.
+REGISTERING_MODULES = ("train.models",)
+
+
+def register_custom_objects() -> None:
+    """Register our Keras layers (imports Keras)."""
+    import importlib
+
+    for name in REGISTERING_MODULES:
+        importlib.import_module(name)
+
+
+class _AfterKerasImport(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the top-level `keras` package so our layers register right after it is executed."""
+
+    def find_spec(self, name: str, path: Any = None, target: ModuleType | None = None) -> Any:
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)  # once: find the real spec with the remaining finders
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader = spec.loader
+        original = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            register_custom_objects()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _install() -> None:
+    if "keras" in sys.modules:
+        register_custom_objects()
+    elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterKerasImport())
+
+
+_install()

@@ -115,13 +115,19 @@ def export(
 
 
 @app.command()
-def versions(config: ConfigArg, set_: SetOpt = None) -> None:
-    """Table of generator versions: step, time, metrics; marks latest and best."""
+def versions(
+    config: ConfigArg,
+    split: Annotated[
+        str, typer.Option("--split", help="Show scores on this split (`all`: every split and dir).")
+    ] = "test",
+    set_: SetOpt = None,
+) -> None:
+    """Table of generator versions: step, time, scores on a split; marks latest and best."""
     with cli_errors():
         from pipeline.config import load_config
         from train.versions import print_table
 
-        print_table(load_config(config, set_ or []).train.run_dir)
+        print_table(load_config(config, set_ or []).train.run_dir, None if split == "all" else split)
 
 
 if __name__ == "__main__":

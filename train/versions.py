@@ -22,7 +22,7 @@ from typing import Any
 
 from pipeline.errors import DataError, UsageError
 from pipeline.fsio import errors_name, fsync_file
-from train import rundir
+from train import rundir, scores
 from train.rundir import join
 
 MODEL_FILE = "generator.keras"
@@ -41,10 +41,9 @@ class VersionInfo:
     def step(self) -> int:
         return int(self.meta.get("step", 0))
 
-    @property
-    def psnr(self) -> float | None:
-        value = self.meta.get("metrics", {}).get("psnr")
-        return None if value is None else float(value)
+    def psnr(self, scope: str) -> float | None:
+        """PSNR of this version in one scope (see train.scores), or None when it was not scored there."""
+        return scores.psnr_in(self.meta, scope)
 
 
 def generator_dir(run_dir: str | Path) -> str:
@@ -94,23 +93,25 @@ def latest_name(run_dir: str | Path) -> str | None:
     return name if rundir.isfile(join(path, META_FILE)) and rundir.isfile(join(path, MODEL_FILE)) else None
 
 
-def best_name(versions: list[VersionInfo]) -> str | None:
-    """Highest PSNR among the versions scored on the same data (src and split) as the latest evaluation: scores
-    on different splits are not comparable."""
-    scored = [v for v in versions if v.psnr is not None]
+def best_name(versions: list[VersionInfo], scope: str | None = None) -> str | None:
+    """Highest PSNR among the versions scored in `scope` (default: the scope of the most recent evaluation):
+    scores on different data or splits are not comparable."""
+    scope = scope or scores.newest_scope([v.meta for v in versions])
+    scored = [v for v in versions if scope is not None and v.psnr(scope) is not None]
     if not scored:
         return None
-
-    def on(v: VersionInfo) -> tuple[str, str]:
-        m = v.meta.get("metrics", {})
-        return str(m.get("src", "")), str(m.get("split", ""))
-
-    newest = max(scored, key=lambda v: str(v.meta.get("metrics", {}).get("evaluated", "")))
-    return max((v for v in scored if on(v) == on(newest)), key=lambda v: v.psnr).name
+    return max(scored, key=lambda v: v.psnr(scope)).name
 
 
-def resolve_version(run_dir: str | Path, version: str = "latest") -> str:
-    """Path of a version dir from `latest`, `best` or `vNNNN`; UsageError/DataError naming what is missing."""
+def best_names(versions: list[VersionInfo]) -> set[str]:
+    """The best version of every scope any version was scored in (all of them are kept by pruning)."""
+    scopes = {key for v in versions for key in scores.all_scores(v.meta)}
+    return {name for name in (best_name(versions, scope) for scope in scopes) if name}
+
+
+def resolve_version(run_dir: str | Path, version: str = "latest", scope: str | None = None) -> str:
+    """Path of a version dir from `latest`, `best` (in `scope`, default the newest evaluation's) or `vNNNN`;
+    UsageError/DataError naming what is missing."""
     versions = list_versions(run_dir)
     root = generator_dir(run_dir)
     if not versions:
@@ -118,9 +119,10 @@ def resolve_version(run_dir: str | Path, version: str = "latest") -> str:
     if version == "latest":
         name = latest_name(run_dir) or versions[-1].name
     elif version == "best":
-        name = best_name(versions)
+        name = best_name(versions, scope)
         if name is None:
-            raise DataError(f"{root}: no version has metrics yet (run `trainctl evaluate`)")
+            where = f" on {scope}" if scope else ""
+            raise DataError(f"{root}: no version has metrics{where} yet (run `trainctl evaluate`)")
     else:
         name = version
     if name not in {v.name for v in versions}:
@@ -211,7 +213,7 @@ def write_version(run_dir: str | Path, generator: Any, meta: dict[str, Any], kee
 def prune_versions(run_dir: str | Path, keep: int) -> list[str]:
     """Delete the oldest complete versions beyond `keep`, never the latest or the best; returns deleted names."""
     versions = list_versions(run_dir)
-    protected = {latest_name(run_dir), best_name(versions)}
+    protected = {latest_name(run_dir), *best_names(versions)}
     removable = [v for v in versions if v.name not in protected]
     excess = len(versions) - keep
     deleted = []
@@ -231,12 +233,11 @@ def prune_versions(run_dir: str | Path, keep: int) -> list[str]:
     return deleted
 
 
-def update_metrics(version_dir: str | Path, metrics: dict[str, Any]) -> None:
-    """Merge `metrics` into a version's meta.json (atomically)."""
+def update_metrics(version_dir: str | Path, result: dict[str, Any]) -> None:
+    """Store an evaluation `result` (with its `src` and `split`) in a version's meta.json under its scope, keeping
+    the scores of every other scope (atomically)."""
     path = join(str(version_dir), META_FILE)
-    meta = read_meta(version_dir)
-    meta["metrics"] = {**meta.get("metrics", {}), **metrics}
-    write_json_atomic(path, meta)
+    write_json_atomic(path, scores.with_score(read_meta(version_dir), result))
 
 
 def read_meta(version_dir: str | Path) -> dict[str, Any]:
@@ -271,43 +272,48 @@ def _fmt(value: Any, spec: str) -> str:
     return "" if value is None else format(float(value), spec)
 
 
-def table_rows(run_dir: str | Path) -> list[list[str]]:
-    """One row per version: name, step, created, split, PSNR, SSIM, input PSNR, gain, marks (latest/best)."""
+def table_rows(run_dir: str | Path, split: str | None = "test", src: str | None = None) -> list[list[str]]:
+    """One row per version and scope scored on `split` (None: any) and `src` (None: any): name, step, created,
+    scope, PSNR, SSIM, input PSNR, gain, marks (latest, and best within that row's scope). A version with no
+    such score has one row with the metric columns empty."""
     versions = list_versions(run_dir)
-    latest, best = latest_name(run_dir), best_name(versions)
+    latest = latest_name(run_dir)
     rows = []
     for v in versions:
-        m = v.meta.get("metrics", {})
-        gain = None if m.get("psnr") is None or m.get("psnr_input") is None else m["psnr"] - m["psnr_input"]
-        marks = " ".join(tag for tag, name in (("latest", latest), ("best", best)) if name == v.name)
-        rows.append(
-            [
-                v.name,
-                str(v.step),
-                str(v.meta.get("created", "")),
-                str(m.get("split", "")),
-                _fmt(m.get("psnr"), ".2f"),
-                _fmt(m.get("ssim"), ".4f"),
-                _fmt(m.get("psnr_input"), ".2f"),
-                _fmt(gain, "+.2f"),
-                marks,
-            ]
-        )
+        found = scores.matching(v.meta, split, src) or {"": {}}
+        for scope, m in found.items():
+            best = best_name(versions, scope) if scope else None
+            marks = " ".join(tag for tag, name in (("latest", latest), ("best", best)) if name == v.name)
+            rows.append(
+                [
+                    v.name,
+                    str(v.step),
+                    str(v.meta.get("created", "")),
+                    scope,
+                    _fmt(m.get("psnr"), ".2f"),
+                    _fmt(m.get("ssim"), ".4f"),
+                    _fmt(m.get("psnr_input"), ".2f"),
+                    _fmt(scores.gain(m), "+.2f"),
+                    marks,
+                ]
+            )
     return rows
 
 
-def print_table(run_dir: str | Path) -> None:
-    """Print versions with step, created, PSNR/SSIM (when evaluated) and the gain over the input; mark latest/best."""
+def print_table(run_dir: str | Path, split: str | None = "test", src: str | None = None) -> None:
+    """Print versions with step, created, PSNR/SSIM on `split` (when scored) and the gain over the input; mark
+    latest and best."""
     from rich.console import Console
     from rich.table import Table
 
-    rows = table_rows(run_dir)
+    rows = table_rows(run_dir, split, src)
     if not rows:
         raise DataError(f"{generator_dir(run_dir)}: no generator versions yet (run `trainctl fit` first)")
-    table = Table(title=f"generator versions in {generator_dir(run_dir)}")
-    columns = ("version", "step", "created", "split", "PSNR dB", "SSIM", "input PSNR", "gain dB", "")
+    shown = "any split" if split is None else f"split {split}"
+    table = Table(title=f"generator versions in {generator_dir(run_dir)} (scores on {shown})")
+    columns = ("version", "step", "created", "scored on", "PSNR dB", "SSIM", "input PSNR", "gain dB", "")
     for i, col in enumerate(columns):
-        table.add_column(col, justify="right" if 1 <= i <= 7 and i not in (2, 3) else "left")
+        table.add_column(col, justify="right" if i in (1, 4, 5, 6, 7) else "left")
     for row in rows:
         table.add_row(*row)
-    Console(width=130).print(table)
+    Console(width=150).print(table)
