@@ -226,13 +226,51 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(shards: Path, tmp_path
     _wait_for_step(proc, 2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 143, err  # saved, but not finished: `fit && evaluate` must not go on
+    assert "exit 143" in err
     stopped = [line for line in err.splitlines() if "stopped by SIGTERM at step" in line]
     assert stopped, err
     step = int(stopped[0].split("at step ")[1].split(";")[0])
     assert tf.train.latest_checkpoint(str(tmp_path / "r" / "checkpoints")).endswith(f"ckpt-{step}")
     resumed = run(tiny(shards, tmp_path / "r", steps=step + 1, checkpoint_every=1000))
     assert resumed.step == step + 1
+
+
+def test_sigint_exits_130_and_a_second_one_leaves_without_a_traceback(shards: Path, tmp_path: Path) -> None:
+    cfg = config_file(tmp_path, shards, tmp_path / "r", steps=100_000, checkpoint_every=1000)
+    proc = _start_fit(cfg)
+    _wait_for_step(proc, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopped by SIGINT" in err and "Traceback" not in err
+    # Ctrl-C twice: the second one lands while the first is being handled (the save or the step before it).
+    proc = _start_fit(cfg)
+    _wait_for_step(proc, 1)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "KeyboardInterrupt" not in err, err
+    assert "SIGINT again: exiting" in err or "stopped by SIGINT" in err
+
+
+def test_second_signal_exits_at_once_with_the_signal_code() -> None:
+    """The handler itself, deterministically: the first signal sets the flag, the second leaves with 128 + signum."""
+    code = (
+        "import signal; from train.signals import StopFlag\n"
+        "with StopFlag() as stop:\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "    assert stop.signal_name == 'SIGTERM'\n"
+        "    print('flag set', flush=True)\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    print('still running', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130 and done.stdout == "flag set\n", (done.stdout, done.stderr)
+    assert done.stderr.startswith("fit: SIGINT again: exiting") and "Traceback" not in done.stderr
 
 
 def test_sigkill_between_checkpoints_resumes_from_the_last_one(shards: Path, tmp_path: Path) -> None:

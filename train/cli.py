@@ -52,9 +52,12 @@ def fit(config: ConfigArg, set_: SetOpt = None) -> None:
         from pipeline.config import load_config
 
         cfg = load_config(config, set_ or [])  # config errors before the slow TensorFlow import
+        from train.signals import exit_code
         from train.trainer import run
 
-        run(cfg)
+        result = run(cfg)
+        if result.stopped_by:  # saved; 130/143 say "not finished, rerun to resume"
+            raise typer.Exit(exit_code(result.stopped_by))
 
 
 @app.command()

@@ -20,7 +20,7 @@ from train import rundir
 from train.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
 from train.models import GENERATOR_STRIDE, copy_generator
 from train.runlock import RunLock
-from train.signals import StopFlag
+from train.signals import OTHER_WORKER, StopFlag, exit_code
 from train.strategy import (
     Cluster,
     choose_precision,
@@ -294,14 +294,14 @@ class _Fit:
                     self._save(step)
                 if step % t.version_every == 0 or step == t.steps:
                     self._version(step, values)
-            stopped_by = self.stop.signal_name or ("another worker" if step < t.steps else None)
+            stopped_by = self.stop.signal_name or (OTHER_WORKER if step < t.steps else None)
             if stopped_by:
                 if self.last_saved != step:
                     self._save(step)
                 if self.cluster.is_chief:
                     log(
                         f"fit: stopped by {stopped_by} at step {step}; checkpoint saved in "
-                        f"{self.checkpoints.directory}; rerun `trainctl fit` to resume"
+                        f"{self.checkpoints.directory}; rerun `trainctl fit` to resume (exit {exit_code(stopped_by)})"
                     )
             elif self.cluster.is_chief:
                 log(
