@@ -143,6 +143,31 @@ def test_changed_batch_size_resumes_weights_with_a_fresh_data_stream(
     assert json.loads((tmp_path / "r" / "run.json").read_text())["data_seed"] == record["data_seed"]
 
 
+def test_changed_learning_rate_and_loss_weight_are_named_at_resume_and_recorded(
+    shards: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    run(tiny(shards, tmp_path / "r", steps=2))
+    capfd.readouterr()
+    loss = {**TINY["loss"], "pixel": 2.0}
+    result = run(tiny(shards, tmp_path / "r", steps=3, optimizer={"lr": 2e-4}, loss=loss))
+    err = capfd.readouterr().err
+    assert result.step == 3
+    assert (
+        "resume at step 2: changed since the last checkpoint: train.loss.pixel 1.0 -> 2.0, "
+        "train.optimizer.lr 0.0001 -> 0.0002, train.steps 2 -> 3"
+    ) in err
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["train"]["optimizer"]["lr"] == 2e-4
+    assert [c["step"] for c in record["changes"]] == [2]
+    assert record["changes"][0]["changed"]["train.optimizer.lr"] == [1e-4, 2e-4]
+    # The new rate is the one the optimizer applies (the schedule is constant before decay_start).
+    assert result.learning_rate == pytest.approx(2e-4, rel=1e-6)
+    # The next resume names only what changed then, and the history grows.
+    run(tiny(shards, tmp_path / "r", steps=4, optimizer={"lr": 2e-4}, loss=loss))
+    assert "changed since the last checkpoint: train.steps 3 -> 4\n" in capfd.readouterr().err
+    assert len(json.loads((tmp_path / "r" / "run.json").read_text())["changes"]) == 2
+
+
 def test_mixed_float16_scales_each_loss_and_checkpoints_the_scales(shards: Path, tmp_path: Path) -> None:
     """The GPU precision path (LossScaleOptimizer per optimizer) runs on CPU too, slowly: 2 tiny steps."""
     import keras

@@ -104,6 +104,37 @@ def compare_runs(old: dict[str, Any], new: dict[str, Any], run_dir: str | Path) 
     return True
 
 
+def _flatten(data: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(_flatten(value, f"{prefix}.{key}"))
+    return flat
+
+
+def config_changes(old_train: dict[str, Any], new_train: dict[str, Any]) -> dict[str, list[Any]]:
+    """{dotted train key: [old, new]} for every train setting that differs between two run records."""
+    before, now = _flatten(old_train, "train"), _flatten(new_train, "train")
+    return {
+        k: [before.get(k), now.get(k)] for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)
+    }
+
+
+def note_changes(old: dict[str, Any], new: dict[str, Any], step: int) -> dict[str, list[Any]]:
+    """At resume: log each train setting changed since the checkpoints were written (old -> new) and carry the
+    history into the new run record (`changes`, one entry per resume that changed something)."""
+    changes = config_changes(old.get("train", {}), new["train"])
+    history = list(old.get("changes", []))
+    if changes:
+        shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+        log(f"resume at step {step}: changed since the last checkpoint: {shown}")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        history.append({"step": step, "at": stamp, "changed": changes})
+    new["changes"] = history
+    return changes
+
+
 class RunCheckpoint:
     """CheckpointManager over RUN/checkpoints with the multi-worker save rule.
 

@@ -64,9 +64,8 @@ class DeblurGan:
         }
 
     def learning_rate(self) -> float:
-        return float(
-            LinearDecay(self.cfg.optimizer.lr, self.cfg.optimizer.decay_start, self.cfg.steps)(self.step)
-        )
+        """The generator's learning rate now, read from its optimizer (what it applies, not what the config says)."""
+        return float(self.generator_optimizer.learning_rate)
 
     # ---- one replica's step ----------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class FitResult:
     generator: Any
     versions: list[str] = field(default_factory=list)
     stopped_by: str | None = None
+    learning_rate: float | None = None  # the generator optimizer's rate at `step`, as it applies it
 
 
 def steps_until_boundary(step: int, t: TrainConfig, cap: int) -> int:
@@ -122,6 +123,7 @@ class _Fit:
         resume_data = (
             bool(latest) and same_data and self.checkpoints.has_data_state(ckpt.checkpoint_step(latest))
         )
+        changed = ckpt.note_changes(old, self.record, ckpt.checkpoint_step(latest)) if latest and old else {}
         if latest and not resume_data:
             if same_data:
                 log(
@@ -146,7 +148,7 @@ class _Fit:
             self.checkpoints.restore(latest, ckpt.checkpoint_step(latest))
         self.resumed_from = latest
         self.last_saved = int(self.gan.step.numpy()) if latest else None
-        if cluster.is_chief and not (latest and old):
+        if cluster.is_chief and not (latest and old and not changed):
             ckpt.write_run_record(run_dir, self.record)
         self.runlog = RunLog(run_dir, t.steps, t.batch_size, cluster.is_chief)
         self._export: Any = None
@@ -307,6 +309,6 @@ class _Fit:
                 log(
                     f"fit: done at step {step}; generator versions in {rundir.join(self.run_dir, 'generator')}"
                 )
-            return FitResult(step, self.gan.generator, self.versions, stopped_by)
+            return FitResult(step, self.gan.generator, self.versions, stopped_by, self.gan.learning_rate())
         finally:
             self.runlog.close()
