@@ -6,13 +6,16 @@ Unknown keys are rejected, and every error names the dotted key (`train.generato
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
+from train.archs import ARCHS, DEFAULT_ARCH
 
 DEFAULT_CONFIG_NAME = "pipeline.yaml"
 
@@ -20,7 +23,7 @@ DEFAULT_CONFIG_NAME = "pipeline.yaml"
 class _Section(BaseModel):
     """Strict, immutable config section: unknown keys and wrong types are errors, values never change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, populate_by_name=True)
 
 
 class OrganizeConfig(_Section):
@@ -47,10 +50,20 @@ class ShardConfig(_Section):
     beam_options: dict[str, Any] = Field(default_factory=dict)
 
 
-class GeneratorConfig(_Section):
-    filters: int = Field(64, ge=1, le=1024)
-    blocks: int = Field(9, ge=0, le=64)
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+def _default_arch(value: Any) -> Any:
+    """A `train.generator` section without `arch:` is DeblurGAN's (configs written before NAFNet existed)."""
+    if isinstance(value, dict) and "arch" not in value:
+        return {**value, "arch": DEFAULT_ARCH}
+    return value
+
+
+# One settings class per registered architecture (train/archs/), picked by `arch:`; each validates only its keys.
+GeneratorConfig = Annotated[
+    reduce(operator.or_, (arch.settings for arch in ARCHS.values())),
+    Field(discriminator="arch"),
+    BeforeValidator(_default_arch),
+]
+ARCH_TAGS = frozenset(ARCHS)
 
 
 class CriticConfig(_Section):
@@ -60,17 +73,44 @@ class CriticConfig(_Section):
 
 
 class LossConfig(_Section):
+    """Generator loss weights (0 = off). adversarial > 0 trains a critic (GAN recipe); 0 trains none."""
+
     perceptual: float = Field(100.0, ge=0.0)
     adversarial: float = Field(1.0, ge=0.0)
-    pixel: float = Field(0.0, ge=0.0)
+    pixel: float = Field(0.0, ge=0.0)  # L1
+    psnr: float = Field(
+        0.0, ge=0.0
+    )  # NAFNet's PSNR loss: (10 / ln 10) * log(MSE + 1e-8), MSE on [0, 1] images
     perceptual_weights: str = "imagenet"  # imagenet | none | path/to/weights.h5
 
 
 class OptimizerConfig(_Section):
+    name: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1.0e-4, gt=0.0)
     beta_1: float = Field(0.5, ge=0.0, lt=1.0)
     beta_2: float = Field(0.999, ge=0.0, lt=1.0)
-    decay_start: int = Field(150_000, ge=0)
+    weight_decay: float = Field(0.0, ge=0.0)  # adamw only (decoupled, as PyTorch's AdamW)
+    schedule: Literal["linear", "cosine"] = "linear"
+    decay_start: int = Field(150_000, ge=0)  # linear: constant until here, then linearly to 0 at train.steps
+    min_lr: float = Field(0.0, ge=0.0)  # cosine: annealed from lr to min_lr over train.steps
+    clip_norm: float | None = Field(None, gt=0.0)  # global-norm gradient clipping (None: off)
+
+    @model_validator(mode="after")
+    def _decay_needs_adamw(self) -> OptimizerConfig:
+        if self.weight_decay > 0 and self.name != "adamw":
+            raise ValueError(
+                f"weight_decay={self.weight_decay} needs name: adamw (Adam has no decoupled decay)"
+            )
+        return self
+
+
+class ValidateConfig(_Section):
+    """Full-frame PSNR/SSIM of the current generator on held-out frames during fit (every: 0 = off)."""
+
+    every: int = Field(0, ge=0)
+    src: str = "data/organized"
+    split: str = "test"
+    frames: int = Field(8, ge=1)
 
 
 class TrainConfig(_Section):
@@ -81,10 +121,16 @@ class TrainConfig(_Section):
     crop_size: int = Field(256, ge=4)
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
     mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
-    generator: GeneratorConfig = GeneratorConfig()
+    generator: GeneratorConfig = Field(default_factory=lambda: ARCHS[DEFAULT_ARCH].settings())
     critic: CriticConfig = CriticConfig()
     loss: LossConfig = LossConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
+    ema_decay: float = Field(
+        0.0, ge=0.0, lt=1.0
+    )  # 0 = off; versions are written from the EMA weights when on
+    # `validate` is the key; the attribute is `validation` (BaseModel has a `validate` method).
+    validation: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    init_from: str | None = None  # a version dir (or run dir) whose generator weights a new run starts from
     checkpoint_every: int = Field(1000, ge=1)
     version_every: int = Field(5000, ge=1)
     keep_versions: int = Field(10, ge=1)
@@ -94,8 +140,15 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _crop_fits_generator(self) -> TrainConfig:
-        if self.crop_size % 4:
-            raise ValueError(f"crop_size={self.crop_size} must be divisible by 4 (two stride-2 stages)")
+        arch = ARCHS[self.generator.arch]
+        stride, smallest = arch.stride(self.generator), arch.min_size(self.generator)
+        if self.crop_size % stride or self.crop_size < smallest:
+            raise ValueError(
+                f"crop_size={self.crop_size} must be a multiple of {stride} and at least {smallest} "
+                f"(the {arch.name} generator's stride and minimum size)"
+            )
+        if self.loss.perceptual + self.loss.adversarial + self.loss.pixel + self.loss.psnr <= 0:
+            raise ValueError("train.loss: every weight is 0; nothing to train")
         return self
 
 
@@ -117,7 +170,11 @@ def _format_error(err: ValidationError, source: str) -> str:
     """One line per problem, each naming the dotted key and the offending value."""
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        # A discriminated union puts the chosen arch in the path (train.generator.nafnet.width): drop it.
+        loc = [
+            p for i, p in enumerate(e["loc"]) if not (i and e["loc"][i - 1] == "generator" and p in ARCH_TAGS)
+        ]
+        key = ".".join(str(p) for p in loc) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -220,7 +277,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def config_to_dict(cfg: BaseModel) -> dict[str, Any]:
     """Plain-data view of a config (for meta.json, dataset.json and config hashes)."""
-    return cfg.model_dump(mode="json")
+    return cfg.model_dump(mode="json", by_alias=True)
 
 
 def with_flags(section: _Section, **flags: Any) -> Any:

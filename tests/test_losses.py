@@ -126,17 +126,22 @@ def test_generator_loss_terms_and_weights() -> None:
     sharp = tf.constant(np.full((2, 8, 8, 3), 0.5, np.float32))
     restored = tf.constant(np.full((2, 8, 8, 3), 0.25, np.float32))
     sharp_features = features(losses.vgg_preprocess(sharp))
-    cfg = LossConfig(perceptual=2.0, adversarial=3.0, pixel=4.0, perceptual_weights="none")
-    parts = losses.generator_loss(critic, features, sharp, sharp_features, restored, cfg)
+    cfg = LossConfig(perceptual=2.0, adversarial=3.0, pixel=4.0, psnr=0.5, perceptual_weights="none")
+    parts = losses.restoration_loss(features, sharp, sharp_features, restored, cfg)
     np.testing.assert_allclose(parts["pixel"].numpy(), [0.25, 0.25], rtol=1e-6)
-    np.testing.assert_allclose(parts["adversarial"].numpy(), [-0.25 * W.sum()] * 2, rtol=1e-5)
+    # [-1, 1] error 0.25 is 0.125 on [0, 1] images: PSNR 20 log10(1 / 0.125) = 18.06 dB, the loss its negative.
+    np.testing.assert_allclose(parts["psnr"].numpy(), [-20 * np.log10(8.0)] * 2, rtol=1e-5)
+    np.testing.assert_allclose(losses.adversarial_loss(critic, restored).numpy(), [-0.25 * W.sum()] * 2, rtol=1e-5)
     assert np.all(parts["perceptual"].numpy() > 0)
-    total = 2.0 * parts["perceptual"] + 3.0 * parts["adversarial"] + 4.0 * parts["pixel"]
+    total = 2.0 * parts["perceptual"] + 4.0 * parts["pixel"] + 0.5 * parts["psnr"]
     np.testing.assert_allclose(parts["generator"].numpy(), total.numpy(), rtol=1e-6)
-    same = losses.generator_loss(critic, features, sharp, sharp_features, sharp, cfg)
+    same = losses.restoration_loss(features, sharp, sharp_features, sharp, cfg)
     np.testing.assert_allclose(same["perceptual"].numpy(), [0.0, 0.0], atol=1e-6)
-    off = losses.generator_loss(critic, None, sharp, None, restored, LossConfig(perceptual=0.0, pixel=1.0))
+    # Identical images: MSE 0, the loss bottoms out at 10 log10(1e-8) = -80 dB instead of -inf.
+    np.testing.assert_allclose(same["psnr"].numpy(), [-80.0, -80.0], rtol=1e-5)
+    off = losses.restoration_loss(None, sharp, None, restored, LossConfig(perceptual=0.0, pixel=1.0))
     np.testing.assert_allclose(off["perceptual"].numpy(), [0.0, 0.0])
+    np.testing.assert_allclose(off["psnr"].numpy(), [0.0, 0.0])
 
 
 def test_global_batch_averaging_is_replica_count_proof() -> None:

@@ -25,16 +25,21 @@ def test_format_duration() -> None:
 
 
 def test_progress_line_names_step_losses_lr_speed_and_eta() -> None:
-    line = format_progress(120, 1000, METRICS, 1e-4, 3.25, 270)
-    assert line.startswith("step  120/1000")
-    for part in ("G 12.5", "pix 0.25", "D 1.5", "gp 0.03", "lr 0.0001", "3.25 img/s", "ETA 4m30s"):
-        assert part in line
+    line = format_progress(120, 1000, "G 12.5 (pix 0.25)", 1e-4, 3.25, 270)
+    assert line == "step  120/1000  G 12.5 (pix 0.25)  lr 0.0001  3.25 img/s  ETA 4m30s"
+
+
+def test_each_recipe_names_the_losses_that_are_on() -> None:
+    from train.recipes.base import loss_parts
+
+    assert loss_parts(METRICS, ("perceptual", "adversarial", "pixel", "psnr")) == "perc 0.1 adv -0.5 pix 0.25"
 
 
 def test_events_hold_scalars_and_the_sample_image(tmp_path: Path) -> None:
     log = RunLog(tmp_path, steps=10, global_batch=4, is_chief=True)
     log.start(0)
-    log.progress(5, METRICS, 2e-4)
+    log.progress(5, METRICS, 2e-4, "G 12.5")
+    log.scalars(5, "validation", {"psnr": 25.5})
     log.image(5, "samples/grid", np.zeros((6, 9, 3), np.uint8))
     log.close()
     values = {}
@@ -42,6 +47,7 @@ def test_events_hold_scalars_and_the_sample_image(tmp_path: Path) -> None:
         for v in event.summary.value:
             values[v.tag] = (event.step, v.metadata.plugin_data.plugin_name, tf.make_ndarray(v.tensor))
     assert values["loss/gradient_penalty"][:2] == (5, "scalars")
+    assert float(values["validation/psnr"][2]) == 25.5
     assert float(values["train/learning_rate"][2]) == np.float32(2e-4)
     step, plugin, tensor = values["samples/grid"]
     assert (step, plugin) == (5, "images") and tensor[:2].tolist() == [b"9", b"6"]

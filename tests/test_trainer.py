@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from pipeline.config import Config
 from pipeline.errors import DataError, UsageError
 from train.cli import app
-from train.trainer import run, steps_until_boundary
+from train.hooks import Hook, steps_until_boundary
+from train.trainer import run
 from train.versions import list_versions, read_meta
 
 DRIVER = Path(__file__).resolve().parent / "fit_driver.py"
@@ -63,13 +64,18 @@ def weights(model: object) -> list[np.ndarray]:
     return [np.array(w) for w in model.get_weights()]  # type: ignore[attr-defined]
 
 
-def test_steps_until_boundary_stops_at_logs_checkpoints_versions_and_end() -> None:
-    t = tiny(Path("s"), Path("r"), steps=100, log_every=10, checkpoint_every=25, version_every=40).train
-    assert steps_until_boundary(0, t, cap=100) == 10
-    assert steps_until_boundary(20, t, cap=100) == 5  # checkpoint at 25
-    assert steps_until_boundary(36, t, cap=100) == 4  # log at 40 (and version)
-    assert steps_until_boundary(41, t, cap=3) == 3
-    assert steps_until_boundary(99, t, cap=100) == 1
+def test_steps_until_boundary_stops_at_every_hook_and_the_end() -> None:
+    def hook(every: int) -> Hook:
+        return Hook("h", every, lambda step, values: None)
+
+    hooks = [hook(10), hook(25), hook(40), hook(0)]  # log, checkpoint, version, validation off
+    assert steps_until_boundary(0, hooks, 100, cap=100) == 10
+    assert steps_until_boundary(20, hooks, 100, cap=100) == 5  # checkpoint at 25
+    assert steps_until_boundary(36, hooks, 100, cap=100) == 4  # log at 40 (and version)
+    assert steps_until_boundary(41, hooks, 100, cap=3) == 3
+    assert steps_until_boundary(99, hooks, 100, cap=100) == 1
+    assert [h.due(100, 100) for h in hooks] == [True, True, True, False]  # the end, except hooks that are off
+    assert [h.due(50, 100) for h in hooks] == [True, True, False, False]
 
 
 def test_resume_3_plus_3_steps_equals_6_steps(shards: Path, tmp_path: Path) -> None:

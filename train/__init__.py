@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 # The modules whose import registers every serializable object a saved generator can contain.
-REGISTERING_MODULES = ("train.models",)
+REGISTERING_MODULES = ("train.archs.layers",)
 
 
 def register_custom_objects() -> None:

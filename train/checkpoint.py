@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tensorflow as tf
 
@@ -30,13 +31,6 @@ from train.versions import write_json_atomic
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "run.json"
 KEEP_CHECKPOINTS = 3
-MODEL_KEYS = (
-    "generator.filters",
-    "generator.blocks",
-    "generator.has_dropout",
-    "critic.filters",
-    "loss_scaling",
-)
 DATA_KEYS = ("dataset_sha256", "batch_size", "crop_size", "seed", "skip_corrupt", "replicas", "workers")
 
 
@@ -47,20 +41,22 @@ def config_sha256(cfg: Config) -> str:
 
 
 def run_record(
-    cfg: Config, dataset: dict[str, Any], replicas: int, workers: int, loss_scaling: bool
+    cfg: Config, dataset: dict[str, Any], replicas: int, workers: int, has_critic: bool, loss_scaling: bool
 ) -> dict[str, Any]:
     """What run.json says about this run: config hash and the values resume compatibility depends on."""
+    from train import archs
+
     t = cfg.train
+    g = t.generator
+    model: dict[str, Any] = {"generator.arch": g.arch}
+    model.update({f"generator.{k}": v for k, v in archs.of(g).shape_keys(g).items()})
+    if has_critic:
+        model["critic.filters"] = t.critic.filters
+    model["loss_scaling"] = loss_scaling
     return {
         "config_sha256": config_sha256(cfg),
         "dataset": dataset,
-        "model": {
-            "generator.filters": t.generator.filters,
-            "generator.blocks": t.generator.blocks,
-            "generator.has_dropout": t.generator.dropout > 0,
-            "critic.filters": t.critic.filters,
-            "loss_scaling": loss_scaling,
-        },
+        "model": model,
         "data": {
             "dataset_sha256": dataset["sha256"],
             "batch_size": t.batch_size,
@@ -85,9 +81,11 @@ def read_run_record(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def compare_runs(old: dict[str, Any], new: dict[str, Any], run_dir: str | Path) -> bool:
-    """Refuse model-shape changes; return False (restore without the data iterator) when the data changed."""
-    for key in MODEL_KEYS:
-        before, now = old.get("model", {}).get(key), new["model"][key]
+    """Refuse model-shape changes; return False (restore without the data iterator) when the data changed.
+
+    A key the old record lacks is not compared (a critic added at resume starts fresh)."""
+    for key, now in new["model"].items():
+        before = old.get("model", {}).get(key)
         if before is not None and before != now:
             name = "train.mixed_precision (float16 loss scaling)" if key == "loss_scaling" else f"train.{key}"
             raise UsageError(
@@ -133,6 +131,34 @@ def note_changes(old: dict[str, Any], new: dict[str, Any], step: int) -> dict[st
         history.append({"step": step, "at": stamp, "changed": changes})
     new["changes"] = history
     return changes
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a fit starts: its own checkpoint, another run's version (`train.init_from`), or from scratch."""
+
+    kind: Literal["resume", "init_from", "scratch"]
+    path: str | None = None
+    notice: str | None = None
+
+
+def plan_start(checkpoint: str | None, init_from: str | None) -> Start:
+    """Own checkpoint first (a resumed run ignores `init_from`, with a notice), then `init_from`, then scratch."""
+    if checkpoint:
+        notice = (
+            f"train.init_from={init_from} is ignored: resuming this run from its own checkpoint {checkpoint}"
+            if init_from
+            else None
+        )
+        return Start("resume", checkpoint, notice)
+    if init_from:
+        return Start("init_from", init_from)
+    return Start("scratch")
+
+
+def holds(path: str, name: str) -> bool:
+    """Whether the checkpoint at `path` saved object `name` (e.g. `ema`, switched on after it was written)."""
+    return any(key.split("/", 1)[0] == name for key, _ in tf.train.list_variables(path))
 
 
 class RunCheckpoint:

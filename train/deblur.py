@@ -20,7 +20,7 @@ from pipeline import fsio
 from pipeline.console import log, track
 from pipeline.errors import DataError, UsageError
 
-DEFAULT_STRIDE = 4
+DEFAULT_STRIDE = 4  # DeblurGAN's, and the smallest any arch has
 DEFAULT_TILE = 2048  # 1080p and GOPRO frames run whole (instance norm sees the full frame); 4K is tiled
 MIN_SIDE = 32  # tiny images are reflect-padded up to this so every generator stage has pixels to pad from
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -28,15 +28,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 Predict = Callable[
     [np.ndarray], np.ndarray
 ]  # uint8 [b,h,w,3] (h, w multiples of the stride) -> float32 [0, 255]
-
-
-def generator_stride() -> int:
-    """The generator's total downsampling factor (train.models.GENERATOR_STRIDE, else 4)."""
-    try:
-        from train.models import GENERATOR_STRIDE
-    except ImportError:
-        return DEFAULT_STRIDE
-    return int(GENERATOR_STRIDE)
 
 
 def padded_size(n: int, stride: int, min_side: int = MIN_SIDE) -> int:
@@ -68,23 +59,28 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def forward_fn(generator: Any) -> Callable[[Any], Any]:
-    """Graph-side body: uint8 RGB batch -> generator in [-1, 1] -> float32 in [0, 255] (unrounded, clipped)."""
+def forward_fn(generator: Any, input_range: tuple[float, float] = (-1.0, 1.0)) -> Callable[[Any], Any]:
+    """Graph-side body: uint8 RGB batch -> generator in its `input_range` -> float32 in [0, 255] (unrounded,
+    clipped)."""
     import tensorflow as tf
 
+    lo, hi = input_range
+
     def forward(images: Any) -> Any:
-        x = tf.cast(images, tf.float32) / 127.5 - 1.0
+        x = tf.cast(images, tf.float32) * ((hi - lo) / 255.0) + lo
         y = tf.cast(generator(x, training=False), tf.float32)
-        return tf.clip_by_value((y + 1.0) * 127.5, 0.0, 255.0)
+        return tf.clip_by_value((y - lo) * (255.0 / (hi - lo)), 0.0, 255.0)
 
     return forward
 
 
-def make_predict(generator: Any) -> Predict:
+def make_predict(generator: Any, input_range: tuple[float, float] = (-1.0, 1.0)) -> Predict:
     """One traced function for every image size (the generator is fully convolutional)."""
     import tensorflow as tf
 
-    fn = tf.function(forward_fn(generator), input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    fn = tf.function(
+        forward_fn(generator, input_range), input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)]
+    )
     return lambda batch: fn(tf.convert_to_tensor(batch, tf.uint8)).numpy()
 
 
@@ -145,7 +141,7 @@ def deblur_image(
     return to_uint8(acc[:h, :w] / weight[:h, :w, None])
 
 
-def sample_grid(model: Any, blur_rgb: np.ndarray, sharp_rgb: np.ndarray) -> np.ndarray:
+def sample_grid(model: Any, blur_rgb: np.ndarray, sharp_rgb: np.ndarray, spec: Any = None) -> np.ndarray:
     """A blur | deblurred | sharp picture (uint8 RGB) for one HxWx3 pair or a row per pair of an NxHxWx3 batch,
     laid out like the trainer's sample grids (train.samples), but on full frames of any size."""
     from train.samples import sample_grid as grid_of
@@ -155,7 +151,10 @@ def sample_grid(model: Any, blur_rgb: np.ndarray, sharp_rgb: np.ndarray) -> np.n
         raise ValueError(f"blur and sharp differ in shape: {blur.shape} vs {sharp.shape}")
     if blur.ndim == 3:
         blur, sharp = blur[None], sharp[None]
-    predict, stride = make_predict(model), generator_stride()
+    from train.archs import spec_from_meta
+
+    spec = spec or spec_from_meta({})
+    predict, stride = make_predict(model, spec.input_range), spec.stride
     deblurred = np.stack([deblur_image(predict, b, stride) for b in blur])
 
     def signed(x: np.ndarray) -> np.ndarray:
@@ -223,17 +222,28 @@ def plan_outputs(files: Sequence[Path], out: Path) -> list[tuple[Path, Path]]:
     return plan
 
 
+def load_inference_model(model_dir: str | Path, tlc: bool = True) -> tuple[Any, Any, bool]:
+    """A version's generator for inference, its ModelSpec, and whether TLC is on (where the arch has global
+    statistics and `tlc` asks for it)."""
+    from train.archs import spec_from_meta, with_tlc
+    from train.versions import META_FILE, load_generator, read_meta
+
+    spec = spec_from_meta(read_meta(model_dir), f"{model_dir}/{META_FILE}")
+    generator = load_generator(model_dir)
+    use_tlc = tlc and spec.tlc_base() is not None
+    return (with_tlc(spec, generator) if use_tlc else generator), spec, use_tlc
+
+
 def run(
     model_dir: str | Path,
     inputs: Sequence[str | Path],
     out: str | Path,
     tile: int = DEFAULT_TILE,
     overlap: int | None = None,
+    tlc: bool = True,
 ) -> int:
     """Deblur every input into `out` as PNG with the same stem; returns the number of inputs that failed."""
     import tensorflow as tf
-
-    from train.versions import load_generator
 
     for path in [*map(str, inputs), str(out)]:
         if "://" in path:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
@@ -244,8 +254,8 @@ def run(
     plan = plan_outputs(collect_inputs([Path(p) for p in inputs]), out)
     if tile < 2 * DEFAULT_STRIDE:
         raise UsageError(f"--tile {tile}: too small")
-    generator = load_generator(model_dir)
-    predict, stride = make_predict(generator), generator_stride()
+    generator, spec, _ = load_inference_model(model_dir, tlc)
+    predict, stride = make_predict(generator, spec.input_range), spec.stride
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
     for src, dst in track(plan, total=len(plan), description="deblur"):

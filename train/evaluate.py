@@ -25,7 +25,7 @@ from pipeline.config import Config
 from pipeline.console import log, track
 from pipeline.errors import DataError
 from train import rundir
-from train.deblur import forward_fn, generator_stride, pad_to_stride, to_uint8
+from train.deblur import forward_fn, pad_to_stride, to_uint8
 from train.metrics import psnr, ssim
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; cap per pair so means and JSON stay finite
@@ -142,11 +142,13 @@ def evaluation_strategy(name: str) -> Any:
     return make_strategy(name)
 
 
-def make_batch_predictor(generator: Any, strategy: Any, stride: int) -> Callable[[np.ndarray], np.ndarray]:
+def make_batch_predictor(
+    generator: Any, strategy: Any, stride: int, input_range: tuple[float, float] = (-1.0, 1.0)
+) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 [b,h,w,3] -> uint8 deblurred, the batch split evenly over the strategy's replicas."""
     import tensorflow as tf
 
-    forward = forward_fn(generator)
+    forward = forward_fn(generator, input_range)
     replicas = strategy.num_replicas_in_sync
 
     @tf.function(reduce_retracing=True)
@@ -200,19 +202,27 @@ def _scored(
 
 
 def evaluate_version(
-    version_dir: str, src: str, split: str, crop_border: int, batch_size: int, strategy: Any
+    version_dir: str,
+    src: str,
+    split: str,
+    crop_border: int,
+    batch_size: int,
+    strategy: Any,
+    tlc: bool = True,
 ) -> dict[str, Any]:
     """Score one generator version on a split of an organized dir; returns the result dict (see summarize)."""
-    from train.versions import load_generator
+    from train.deblur import load_inference_model
 
     rows = read_split_rows(src, split)
     with strategy.scope():
-        generator = load_generator(version_dir)
-    predict = make_batch_predictor(generator, strategy, generator_stride())
+        generator, spec, used_tlc = load_inference_model(version_dir, tlc)
+    predict = make_batch_predictor(generator, strategy, spec.stride, spec.input_range)
     started = time.monotonic()
     scores = list(_scored(rows, src, batch_size, crop_border, predict))
     result = summarize(scores, rundir.name(version_dir), split, crop_border)
     result["src"] = str(src)
+    if spec.tlc_base() is not None:
+        result["tlc"] = used_tlc
     result["replicas"] = int(strategy.num_replicas_in_sync)
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
@@ -224,6 +234,7 @@ def run(
     split: str | None = None,
     out: str | Path | None = None,
     strategy: Any = None,
+    tlc: bool = True,
 ) -> dict[str, Any]:
     """`trainctl evaluate`: score, print a summary (stderr) and the JSON (stdout), write --out and meta.json."""
     from train.versions import resolve_version, update_metrics, write_json_atomic
@@ -232,7 +243,7 @@ def run(
     split = split or ev.split
     version_dir = resolve_version(cfg.train.run_dir, version)
     strategy = strategy or evaluation_strategy(cfg.train.strategy)
-    result = evaluate_version(version_dir, ev.src, split, ev.crop_border, ev.batch_size, strategy)
+    result = evaluate_version(version_dir, ev.src, split, ev.crop_border, ev.batch_size, strategy, tlc)
     result["evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     update_metrics(version_dir, {k: v for k, v in result.items() if k != "version"})
     if out is not None:

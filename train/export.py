@@ -18,7 +18,7 @@ from typing import Any
 from pipeline.console import log
 from pipeline.errors import UsageError
 from train import rundir
-from train.deblur import MIN_SIDE, forward_fn, generator_stride
+from train.deblur import MIN_SIDE, forward_fn
 from train.rundir import join
 
 SIGNATURE = "serving_default"
@@ -36,11 +36,13 @@ def _reflect_indices(n: Any, total: Any) -> Any:
     return tf.where(j < n, j, period - j)
 
 
-def serving_fn(generator: Any, stride: int, min_side: int = MIN_SIDE) -> Any:
+def serving_fn(
+    generator: Any, stride: int, min_side: int = MIN_SIDE, input_range: tuple[float, float] = (-1.0, 1.0)
+) -> Any:
     """A tf.function: uint8 [b,h,w,3] of any h/w -> uint8 deblurred [b,h,w,3]."""
     import tensorflow as tf
 
-    forward = forward_fn(generator)
+    forward = forward_fn(generator, input_range)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_NAME)])
     def serve(images: Any) -> dict[str, Any]:
@@ -92,7 +94,11 @@ def _upload(local: str, out: str) -> None:
 
 
 def write_saved_model(
-    generator: Any, out: str | Path, stride: int, extra_files: dict[str, str] | None = None
+    generator: Any,
+    out: str | Path,
+    stride: int,
+    extra_files: dict[str, str] | None = None,
+    input_range: tuple[float, float] = (-1.0, 1.0),
 ) -> str:
     """Trace the serving function and save it to a temp dir; locally swap that dir into place, remotely upload it
     (see `_upload`)."""
@@ -109,7 +115,7 @@ def write_saved_model(
     try:
         archive = keras.export.ExportArchive()
         archive.track(generator)
-        archive.add_endpoint(SIGNATURE, serving_fn(generator, stride))
+        archive.add_endpoint(SIGNATURE, serving_fn(generator, stride, input_range=input_range))
         archive.write_out(tmp, verbose=False)
         for file_name, src in (extra_files or {}).items():
             with open(os.path.join(tmp, file_name), "wb") as fh:
@@ -131,13 +137,20 @@ def write_saved_model(
     return out
 
 
-def run(model_dir: str | Path, out: str | Path) -> str:
+def run(model_dir: str | Path, out: str | Path, tlc: bool = True) -> str:
     """`trainctl export`: load the version's generator and write the SavedModel (with its meta.json) to `out`."""
-    from train.versions import META_FILE, load_generator, read_meta
+    from train.deblur import load_inference_model
+    from train.versions import META_FILE, read_meta
 
     meta = read_meta(model_dir)
-    generator = load_generator(model_dir)
-    path = write_saved_model(generator, out, generator_stride(), {META_FILE: join(str(model_dir), META_FILE)})
+    generator, spec, used_tlc = load_inference_model(model_dir, tlc)
+    path = write_saved_model(
+        generator, out, spec.stride, {META_FILE: join(str(model_dir), META_FILE)}, spec.input_range
+    )
+    if spec.tlc_base() is not None:
+        log(
+            f"  test-time local statistics (TLC): {'on, window ' + str(spec.tlc_base()) + ' px' if used_tlc else 'off'}"
+        )
     log(
         f"exported {meta.get('version', rundir.name(str(model_dir)))} (step {meta.get('step', '?')}) to {path}"
     )

@@ -1,4 +1,4 @@
-"""DeblurGAN losses: VGG19 perceptual, WGAN-GP critic, and the weighted generator loss.
+"""Losses: VGG19 perceptual, L1, PSNR, WGAN-GP critic, and the weighted generator loss.
 
 Every loss here returns per-example values; callers reduce with `tf.nn.compute_average_loss` (sum / GLOBAL batch)
 so the gradients are the same on 1 or N replicas. A plain `reduce_mean` on each replica would scale them by the
@@ -117,29 +117,45 @@ def critic_loss(
     return {"critic": wasserstein + penalty_weight * penalty, "wasserstein": wasserstein, "gp": penalty}
 
 
-def generator_loss(
-    critic: keras.Model,
+PSNR_SCALE = 10.0 / float(np.log(10.0))
+
+
+def psnr_loss(sharp: tf.Tensor, restored: tf.Tensor) -> tf.Tensor:
+    """Per-example `(10 / ln 10) * log(MSE + 1e-8)`, MSE of [0, 1] images: minus the PSNR in dB (NAFNet's loss).
+
+    Inputs are in the canonical [-1, 1] range, whose squared errors are 4x those of [0, 1] images."""
+    diff = tf.cast(restored, tf.float32) - tf.cast(sharp, tf.float32)
+    mse01 = tf.reduce_mean(tf.square(diff), axis=[1, 2, 3]) / 4.0
+    return PSNR_SCALE * tf.math.log(mse01 + 1e-8)
+
+
+def restoration_loss(
     features: keras.Model | None,
     sharp: tf.Tensor,
     sharp_features: tf.Tensor | None,
     restored: tf.Tensor,
     weights: Any,
 ) -> dict[str, tf.Tensor]:
-    """Per-example `perceptual * L_perc + adversarial * (-D(G(x))) + pixel * L1`, with its parts for logging.
+    """Per-example `perceptual * L_perc + pixel * L1 + psnr * L_psnr`, with its parts for logging.
 
-    `weights` is the `train.loss` config section; a term with weight 0 is not computed at all.
-    """
+    `weights` is the `train.loss` config section; a term with weight 0 is not computed at all (reported as 0).
+    Images are in the canonical [-1, 1] range."""
     zeros = tf.zeros([tf.shape(restored)[0]], tf.float32)
     perceptual = (
         perceptual_loss(features, sharp_features, restored)
         if weights.perceptual > 0 and features is not None
         else zeros
     )
-    adversarial = -critic_scores(critic(restored, training=True)) if weights.adversarial > 0 else zeros
     pixel = (
         tf.reduce_mean(tf.abs(tf.cast(sharp, tf.float32) - tf.cast(restored, tf.float32)), axis=[1, 2, 3])
         if weights.pixel > 0
         else zeros
     )
-    total = weights.perceptual * perceptual + weights.adversarial * adversarial + weights.pixel * pixel
-    return {"generator": total, "perceptual": perceptual, "adversarial": adversarial, "pixel": pixel}
+    psnr = psnr_loss(sharp, restored) if weights.psnr > 0 else zeros
+    total = weights.perceptual * perceptual + weights.pixel * pixel + weights.psnr * psnr
+    return {"generator": total, "perceptual": perceptual, "pixel": pixel, "psnr": psnr}
+
+
+def adversarial_loss(critic: keras.Model, restored: tf.Tensor) -> tf.Tensor:
+    """Per-example `-D(G(x))`: the generator's WGAN loss."""
+    return -critic_scores(critic(restored, training=True))

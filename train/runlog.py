@@ -30,18 +30,11 @@ def format_duration(seconds: float) -> str:
 
 
 def format_progress(
-    step: int, steps: int, metrics: dict[str, float], lr: float, images_per_s: float, eta_s: float | None
+    step: int, steps: int, losses: str, lr: float, images_per_s: float, eta_s: float | None
 ) -> str:
-    """One progress line: step, losses, learning rate, speed and time left."""
+    """One progress line: step, the recipe's losses (`losses`, already formatted), learning rate, speed, time left."""
     width = len(str(steps))
-    parts = [
-        f"step {step:>{width}}/{steps}",
-        f"G {metrics['generator']:.4g} (perc {metrics['perceptual']:.4g} adv {metrics['adversarial']:.4g} "
-        f"pix {metrics['pixel']:.4g})",
-        f"D {metrics['critic']:.4g} (w {metrics['wasserstein']:.4g} gp {metrics['gp']:.4g})",
-        f"lr {lr:.3g}",
-        f"{images_per_s:.2f} img/s",
-    ]
+    parts = [f"step {step:>{width}}/{steps}", losses, f"lr {lr:.3g}", f"{images_per_s:.2f} img/s"]
     if eta_s is not None:
         parts.append(f"ETA {format_duration(eta_s)}")
     return "  ".join(parts)
@@ -100,8 +93,9 @@ class RunLog:
     def start(self, step: int) -> None:
         self._mark = (time.perf_counter(), step)
 
-    def progress(self, step: int, metrics: dict[str, float], lr: float) -> None:
-        """Log a line and scalars; speed is measured since the previous call (or `start`)."""
+    def progress(self, step: int, metrics: dict[str, float], lr: float, losses: str) -> None:
+        """Log a line (`losses`: the recipe's summary of `metrics`) and scalars; speed is measured since the
+        previous call (or `start`)."""
         now = time.perf_counter()
         then, last_step = self._mark
         done = step - last_step
@@ -110,12 +104,17 @@ class RunLog:
         self._mark = (now, step)
         eta = (self.steps - step) * self.global_batch / self.images_per_s if self.images_per_s > 0 else None
         if self.is_chief:
-            log(format_progress(step, self.steps, metrics, lr, self.images_per_s, eta))
+            log(format_progress(step, self.steps, losses, lr, self.images_per_s, eta))
         with self.writer.as_default(step=step):
             for name, value in metrics.items():
                 write_scalar(f"loss/{SCALAR_NAMES.get(name, name)}", value, step)
             write_scalar("train/learning_rate", lr, step)
             write_scalar("train/images_per_s", self.images_per_s, step)
+
+    def scalars(self, step: int, prefix: str, values: dict[str, float]) -> None:
+        with self.writer.as_default(step=step):
+            for name, value in values.items():
+                write_scalar(f"{prefix}/{name}", value, step)
 
     def image(self, step: int, name: str, grid: np.ndarray) -> None:
         with self.writer.as_default(step=step):

@@ -1,9 +1,11 @@
-"""`trainctl fit`: distributed DeblurGAN training that resumes exactly and publishes generator versions.
+"""`trainctl fit`: distributed training of any generator arch that resumes exactly and publishes versions.
 
-`run(cfg)` wires the pieces: strategy and precision (train.strategy), data (train.data), models, optimizers and
-the fused step (train.gan), state and resume rules (train.checkpoint), logs (train.runlog), sample grids
-(train.samples) and versions (train.versions). Only the chief writes versions, logs, samples and run.json; every
-worker takes part in checkpoint saves. A NaN/inf loss stops the run without saving the bad state.
+`run(cfg)` wires the pieces: strategy and precision (train.strategy), data (train.data), the recipe (its models,
+optimizers and replica step: train.recipes), the steps-per-call loop (train.loop), EMA weights (train.ema),
+state, resume and init rules (train.checkpoint, train.finetune), and boundary hooks (train.hooks): logs
+(train.runlog), checkpoints, validation (train.validation), versions (train.versions) with sample grids
+(train.samples). Only the chief writes versions, logs, samples and run.json; every worker takes part in
+checkpoint saves. A NaN/inf loss stops the run without saving the bad state.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import Config, TrainConfig
+from pipeline.config import Config
 from pipeline.console import log
 from pipeline.errors import ConfigError, DataError
-from train import rundir
+from train import archs, rundir
+from train.archs.base import CANONICAL_RANGE, to_range
 from train.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
-from train.models import GENERATOR_STRIDE, copy_generator
+from train.hooks import Hook, steps_until_boundary
 from train.runlock import RunLock
 from train.signals import OTHER_WORKER, StopFlag, exit_code
 from train.strategy import (
@@ -47,14 +50,6 @@ class FitResult:
     versions: list[str] = field(default_factory=list)
     stopped_by: str | None = None
     learning_rate: float | None = None  # the generator optimizer's rate at `step`, as it applies it
-
-
-def steps_until_boundary(step: int, t: TrainConfig, cap: int) -> int:
-    """How many steps to run in the next call: up to `cap`, never past a log/checkpoint/version step or the end."""
-    n = min(cap, t.steps - step)
-    for every in (t.log_every, t.checkpoint_every, t.version_every):
-        n = min(n, every - step % every)
-    return max(1, n)
 
 
 def run(cfg: Config) -> FitResult:
@@ -92,7 +87,8 @@ class _Fit:
         import tensorflow as tf
 
         from train import checkpoint as ckpt
-        from train.gan import DeblurGan
+        from train.ema import Ema
+        from train.recipes import make_recipe
         from train.runlog import RunLog
 
         self.tf, self.cfg, self.t, self.info = tf, cfg, cfg.train, info
@@ -104,6 +100,7 @@ class _Fit:
             lock,
         )
         t = self.t
+        self.arch = archs.of(t.generator)
         has_gpu = bool(tf.config.list_physical_devices("GPU"))
         self.policy = choose_precision(t.mixed_precision, has_gpu, cpu_has_native_bf16())
         set_precision(self.policy)
@@ -112,30 +109,45 @@ class _Fit:
             raise ConfigError(f"train.batch_size={t.batch_size} is not divisible by the {replicas} replicas")
         # Keras initializers and dropout draw from the global seed: fixing it makes a run reproducible.
         keras.utils.set_random_seed(t.seed)
-        self.gan = DeblurGan(strategy, t, self.policy)
-        self.record = ckpt.run_record(
-            cfg, info.fingerprint(), replicas, cluster.workers, self.gan.loss_scaling
+        self.recipe = make_recipe(strategy, t, self.policy)
+        self.ema = (
+            Ema(strategy, self.recipe.generator, lambda: self.arch.build(t.generator), t.ema_decay)
+            if t.ema_decay > 0
+            else None
         )
-        self.checkpoints = ckpt.RunCheckpoint(run_dir, cluster, self.gan.checkpoint_objects())
+        has_critic = hasattr(self.recipe, "critic")
+        self.record = ckpt.run_record(
+            cfg, info.fingerprint(), replicas, cluster.workers, has_critic, self.recipe.loss_scaling
+        )
+        objects = self.recipe.checkpoint_objects()
+        if self.ema is not None:
+            objects["ema"] = self.ema.model
+        self.checkpoints = ckpt.RunCheckpoint(run_dir, cluster, objects)
         latest = self.checkpoints.latest()
+        start = ckpt.plan_start(latest, t.init_from)
+        if start.notice and cluster.is_chief:
+            log(f"notice: {start.notice}")
         old = ckpt.read_run_record(run_dir)
         same_data = ckpt.compare_runs(old, self.record, run_dir) if latest and old else True
+        changed = ckpt.note_changes(old, self.record, ckpt.checkpoint_step(latest)) if latest and old else {}
         resume_data = (
             bool(latest) and same_data and self.checkpoints.has_data_state(ckpt.checkpoint_step(latest))
         )
-        changed = ckpt.note_changes(old, self.record, ckpt.checkpoint_step(latest)) if latest and old else {}
         if latest and not resume_data:
             if same_data:
                 log(
                     f"warning: no saved data position for worker {cluster.index}; starting a fresh data stream"
                 )
             self.checkpoints.restore_state(latest)
+        self.record["init_from"] = (old or {}).get("init_from") if latest else None
+        if start.kind == "init_from":
+            self._init_from(str(start.path))
         # A fresh data stream must not replay the first batches of the run: fold the step into the seed. A resumed
         # stream must be rebuilt with the seed it was created with (run.json keeps it), or crops/shuffles diverge.
         if resume_data:
             data_seed = int(old.get("data_seed", t.seed)) if old else t.seed
         else:
-            data_seed = t.seed if not latest else t.seed + 7919 * int(self.gan.step.numpy())
+            data_seed = t.seed if not latest else t.seed + 7919 * int(self.recipe.step.numpy())
         self.record["data_seed"] = data_seed
         self.local_replicas = replicas // cluster.workers
         context = tf.distribute.InputContext(cluster.workers, cluster.index, replicas)
@@ -146,17 +158,43 @@ class _Fit:
         self.checkpoints.track(self.iterator)
         if resume_data:
             self.checkpoints.restore(latest, ckpt.checkpoint_step(latest))
+        if latest and self.ema is not None and not ckpt.holds(latest, "ema"):
+            log(
+                f"notice: train.ema_decay is on but {latest} holds no EMA weights; starting them from the generator"
+            )
+            self.ema.start_from_source()
         self.resumed_from = latest
-        self.last_saved = int(self.gan.step.numpy()) if latest else None
+        self.last_saved = int(self.recipe.step.numpy()) if latest else None
         if cluster.is_chief and not (latest and old and not changed):
             ckpt.write_run_record(run_dir, self.record)
         self.runlog = RunLog(run_dir, t.steps, t.batch_size, cluster.is_chief)
-        self._export: Any = None
+        self._export: Any = None  # float32 copy of the weights versions are written from
+        self._inference: Any = None  # that copy as inference runs it (TLC), for validation
         self._samples: Any = None
         self._vote: Any = None
+        self._validator: Any = None
+        self.validation: tuple[int, dict[str, Any]] | None = None
         self.versions: list[str] = []
+        self.hooks = [
+            Hook("log", t.log_every, self._log),
+            Hook("checkpoint", t.checkpoint_every, lambda step, _: self._save(step)),
+            Hook("validate", t.validation.every, lambda step, _: self._validate(step)),
+            Hook("version", t.version_every, self._version),
+        ]
 
-    # ---- helpers -------------------------------------------------------------------------------------------
+    # ---- start -----------------------------------------------------------------------------------------------
+
+    def _init_from(self, path: str) -> None:
+        """Start the generator (and its EMA) from another run's version; record the lineage."""
+        from train.finetune import apply_weights, load_init_weights
+
+        weights, lineage = load_init_weights(path, self.t.generator)
+        apply_weights(self.recipe.generator, weights, lineage["path"])
+        if self.ema is not None:
+            self.ema.start_from_source()
+        self.record["init_from"] = lineage
+        if self.cluster.is_chief:
+            log(f"fit: generator initialized from {lineage['path']} (step {lineage['step']})")
 
     def _log_start(self, step: int) -> None:
         t, replicas = self.t, self.strategy.num_replicas_in_sync
@@ -164,11 +202,20 @@ class _Fit:
             f"resuming at step {step} from {self.resumed_from}" if self.resumed_from else "starting at step 0"
         )
         if self.cluster.is_chief:
+            recipe = "GAN (critic)" if hasattr(self.recipe, "critic") else "restoration (no critic)"
+            ema = f", EMA {t.ema_decay}" if self.ema is not None else ""
             log(
-                f"fit: {describe(self.strategy)}, {replicas} replica(s) on {self.cluster.workers} worker(s), "
-                f"global batch {t.batch_size} ({t.batch_size // replicas} per replica), precision {self.policy}, "
-                f"{self.info.examples('train')} training crops in {t.data}; {where}, training to step {t.steps}"
+                f"fit: {self.arch.name} generator ({self.recipe.generator.count_params():,} parameters), "
+                f"{recipe}{ema}; {describe(self.strategy)}, {replicas} replica(s) on {self.cluster.workers} "
+                f"worker(s), global batch {t.batch_size} ({t.batch_size // replicas} per replica), precision "
+                f"{self.policy}, {self.info.examples('train')} training crops in {t.data}; {where}, training to "
+                f"step {t.steps}"
             )
+
+    # ---- hooks -----------------------------------------------------------------------------------------------
+
+    def _log(self, step: int, values: dict[str, float]) -> None:
+        self.runlog.progress(step, values, self.recipe.learning_rate(), self.recipe.describe(values))
 
     def _any_worker_stopping(self) -> bool:
         """The stop flag, agreed by all workers (a signal to one worker must stop all, or saves would hang)."""
@@ -196,33 +243,73 @@ class _Fit:
 
             write_run_record(self.run_dir, self.record)
 
-    def _version(self, step: int, metrics: dict[str, float] | None) -> None:
+    def _exported(self) -> Any:
+        """The float32 copy of the weights versions are written from (EMA when on), refreshed."""
+        source = self.ema.model if self.ema is not None else self.recipe.generator
+        if self._export is None:
+            self._export = archs.float32_copy(self.t.generator, source)
+        else:
+            self._export.set_weights(source.get_weights())
+        return self._export
+
+    def _validate(self, step: int) -> dict[str, Any] | None:
+        """Score the exported weights on the held-out frames (chief only); logged and kept for the next version."""
+        if not self.cluster.is_chief or self.t.validation.every <= 0:
+            return None
+        if self.validation is not None and self.validation[0] == step:
+            return self.validation[1]
+        from train.validation import Validator, headline
+
+        if self._validator is None:
+            self._validator = Validator(self.t.validation)
+        model = self._exported()
+        spec = archs.spec_from_meta({"arch": self.arch.describe(self.t.generator, self.t.crop_size)})
+        if spec.tlc_base() is not None:
+            if self._inference is None:
+                self._inference = archs.with_tlc(spec, model)
+            else:
+                self._inference.set_weights(model.get_weights())
+            model = self._inference
+        result = self._validator(model, spec.stride, spec.input_range, step)
+        self.validation = (step, result)
+        self.runlog.scalars(step, "validation", headline(result))
+        log(
+            f"validation at step {step} on {result['frames']} {result['split']} frames of {result['src']}: "
+            f"PSNR {result['psnr']:.2f} dB vs input {result['psnr_input']:.2f} ({result['psnr_gain']:+.2f} dB), "
+            f"SSIM {result['ssim']:.4f}"
+        )
+        return result
+
+    def _version(self, step: int, values: dict[str, float] | None) -> None:
         if not self.cluster.is_chief:
             return
-        from train import samples
+        from train import samples, scores
         from train.checkpoint import config_sha256
         from train.versions import write_version
 
-        g = self.t.generator
-        if self._export is None:
-            self._export = copy_generator(self.gan.generator, g.filters, g.blocks, g.dropout)
-        else:
-            self._export.set_weights(self.gan.generator.get_weights())
+        validation = self._validate(step) if self.t.validation.every > 0 else None
+        model = self._exported()
         meta = {
             "step": step,
             "config_sha256": config_sha256(self.cfg),
             "dataset": self.info.fingerprint(),
-            "metrics": {},
-            "train_losses": metrics or {},
+            "arch": self.arch.describe(self.t.generator, self.t.crop_size),
+            "ema": {"decay": self.t.ema_decay} if self.ema is not None else None,
+            "init_from": self.record.get("init_from"),
+            "metrics": scores.with_score({}, validation)["metrics"] if validation else {},
+            "train_losses": values or {},
             "precision": self.policy,
         }
-        path = write_version(self.run_dir, self._export, meta, keep=self.t.keep_versions)
+        path = write_version(self.run_dir, model, meta, keep=self.t.keep_versions)
         self.versions.append(path)
         if self._samples is None:
-            size = self.info.crop_size // GENERATOR_STRIDE * GENERATOR_STRIDE
+            stride = self.arch.stride(self.t.generator)
+            size = self.info.crop_size // stride * stride
             self._samples = samples.validation_crops(self.t.data, self.info, size)
         blur, sharp = self._samples
-        grid = samples.sample_grid(blur, self._export(blur, training=False).numpy(), sharp)
+        x = to_range(blur, CANONICAL_RANGE, self.arch.input_range)
+        restored = to_range(model(x, training=False).numpy(), self.arch.input_range, CANONICAL_RANGE)
+        grid = samples.sample_grid(blur, restored, sharp)
         rundir.write_png(samples.sample_path(self.run_dir, step), grid)
         self.runlog.image(step, "samples/blur_restored_sharp", grid)
         log(f"version {rundir.name(path)} at step {step}: {path}")
@@ -250,7 +337,7 @@ class _Fit:
             raise self._data_error(exc) from None
         except tf.errors.OutOfRangeError:
             raise DataError(f"{self.t.data}: no readable training examples left") from None
-        step = int(self.gan.step.numpy())
+        step = int(self.recipe.step.numpy())
         values = {k: float(v) for k, v in metrics.items()}
         if not bool(finite):
             bad = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if not abs(v) < float("inf"))
@@ -273,29 +360,30 @@ class _Fit:
         if self.cluster.is_chief and (not existing or existing[-1].step != step):
             self._version(step, None)
         log(f"fit: already at step {step} of {self.t.steps}; nothing to train (raise train.steps to go on)")
-        return FitResult(step, self.gan.generator, self.versions)
+        return FitResult(step, self.recipe.generator, self.versions, None, self.recipe.learning_rate())
 
     def train(self) -> FitResult:
+        from train.loop import train_function
+
         t = self.t
-        step = int(self.gan.step.numpy())
+        step = int(self.recipe.step.numpy())
         self._log_start(step)
         try:
             if step >= t.steps:
                 return self._finished_already(step)
-            fn = self.gan.train_function(first_replica=self.cluster.index * self.local_replicas)
+            fn = train_function(
+                self.strategy, self.recipe, self.ema, first_replica=self.cluster.index * self.local_replicas
+            )
             cap = 1  # steps per call: grows to ~SECONDS_PER_CALL of work once a step has been timed
             self.runlog.start(step)
             while step < t.steps and not self._any_worker_stopping():
                 began = time.perf_counter()
-                new_step, values = self._run_steps(fn, steps_until_boundary(step, t, cap))
+                new_step, values = self._run_steps(fn, steps_until_boundary(step, self.hooks, t.steps, cap))
                 per_call = SECONDS_PER_CALL * (new_step - step) / (time.perf_counter() - began)
                 cap, step = max(1, min(MAX_STEPS_PER_CALL, int(per_call))), new_step
-                if step % t.log_every == 0 or step == t.steps:
-                    self.runlog.progress(step, values, self.gan.learning_rate())
-                if step % t.checkpoint_every == 0 or step == t.steps:
-                    self._save(step)
-                if step % t.version_every == 0 or step == t.steps:
-                    self._version(step, values)
+                for hook in self.hooks:
+                    if hook.due(step, t.steps):
+                        hook.run(step, values)
             stopped_by = self.stop.signal_name or (OTHER_WORKER if step < t.steps else None)
             if stopped_by:
                 if self.last_saved != step:
@@ -309,6 +397,8 @@ class _Fit:
                 log(
                     f"fit: done at step {step}; generator versions in {rundir.join(self.run_dir, 'generator')}"
                 )
-            return FitResult(step, self.gan.generator, self.versions, stopped_by, self.gan.learning_rate())
+            return FitResult(
+                step, self.recipe.generator, self.versions, stopped_by, self.recipe.learning_rate()
+            )
         finally:
             self.runlog.close()

@@ -254,10 +254,8 @@ def read_meta(version_dir: str | Path) -> dict[str, Any]:
 
 
 def load_generator(version_dir: str | Path) -> Any:
-    """Load a version's generator with `keras.saving.load_model` (our custom layers are registered on import)."""
+    """Load a version's generator with `keras.saving.load_model` (`import train` registered our layers)."""
     import keras
-
-    import train.models  # noqa: F401  registers the generator's serializable layers
 
     path = join(str(version_dir), MODEL_FILE)
     if not rundir.isfile(path):
