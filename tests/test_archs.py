@@ -253,5 +253,7 @@ def test_tlc_changes_only_frames_larger_than_its_window(float32_policy: None) ->
     small = rng.uniform(0, 1, (1, 24, 24, 3)).astype(np.float32)
     np.testing.assert_allclose(local(small).numpy(), model(small).numpy(), atol=1e-5)
     # A frame whose halves differ: the local statistics of each half are not the frame's.
-    large = np.concatenate([np.full((1, 64, 48, 3), 0.1), np.full((1, 64, 48, 3), 0.9)], axis=2).astype(np.float32)
+    large = np.concatenate([np.full((1, 64, 48, 3), 0.1), np.full((1, 64, 48, 3), 0.9)], axis=2).astype(
+        np.float32
+    )
     assert np.abs(local(large).numpy() - model(large).numpy()).max() > 1e-2

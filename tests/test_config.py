@@ -56,7 +56,7 @@ def test_wrong_type_names_key_and_value(tmp_path):
         load_config(write(tmp_path, "organize: {link: rsync}\n"))
     with pytest.raises(ConfigError, match=r"train\.batch_size: .*greater than or equal to 1"):
         load_config(write(tmp_path, "train: {batch_size: 0}\n"))
-    with pytest.raises(ConfigError, match=r"train: .*divisible by 4"):
+    with pytest.raises(ConfigError, match=r"train: .*crop_size=66 must be a multiple of 4"):
         load_config(write(tmp_path, "train: {crop_size: 66}\n"))
 
 
@@ -135,3 +135,43 @@ def test_cli_config_errors_exit_2_without_traceback(tmp_path):
     assert "organize.colour: unknown key" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["organize", "--config", str(write(tmp_path, "organize: [\n", "bad.yaml"))])
     assert result.exit_code == 2 and "invalid YAML" in result.output
+
+
+def test_generator_settings_are_per_architecture(tmp_path: Path) -> None:
+    """`train.generator.arch` picks the settings class; each validates only its own keys (no arch: DeblurGAN)."""
+    cfg = load_config(write(tmp_path, "train: {generator: {filters: 16, blocks: 3}}\n"))
+    assert (cfg.train.generator.arch, cfg.train.generator.filters) == ("deblurgan", 16)
+    cfg = load_config(
+        write(tmp_path, "train: {generator: {arch: nafnet, width: 16}}\n"),
+        [
+            "train.generator.enc_blocks=[1,1,1,28]",
+            "train.generator.dec_blocks=[1, 1, 1, 1]",
+            "train.crop_size=128",
+        ],
+    )
+    assert cfg.train.generator.enc_blocks == (1, 1, 1, 28) and cfg.train.generator.width == 16
+    with pytest.raises(
+        ConfigError, match=r"train\.generator\.filters: unknown key"
+    ):  # not train.generator.nafnet.
+        load_config(write(tmp_path, "train: {generator: {arch: nafnet, filters: 8}}\n"))
+    with pytest.raises(ConfigError, match=r"train\.generator\.width: unknown key"):
+        load_config(write(tmp_path, "train: {generator: {width: 8}}\n"))
+    with pytest.raises(ConfigError, match=r"train\.generator: .*'naf'.*'deblurgan', 'nafnet'"):
+        load_config(write(tmp_path, "train: {generator: {arch: naf}}\n"))
+    with pytest.raises(ConfigError, match=r"enc_blocks has 2 levels but dec_blocks has 1"):
+        load_config(
+            write(tmp_path, "train: {generator: {arch: nafnet, enc_blocks: [1, 1], dec_blocks: [1]}}\n")
+        )
+    # NAFNet with 4 levels has stride 16: a 200 px crop does not fit.
+    with pytest.raises(ConfigError, match=r"crop_size=200 must be a multiple of 16"):
+        load_config(write(tmp_path, "train: {crop_size: 200, generator: {arch: nafnet}}\n"))
+
+
+def test_recipe_settings(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"weight_decay=0.001 needs name: adamw"):
+        load_config(write(tmp_path, "train: {optimizer: {weight_decay: 0.001}}\n"))
+    with pytest.raises(ConfigError, match=r"every weight is 0"):
+        load_config(write(tmp_path, "train: {loss: {perceptual: 0, adversarial: 0}}\n"))
+    cfg = load_config(write(tmp_path, "train: {validate: {every: 100, frames: 4}, ema_decay: 0.999}\n"))
+    assert cfg.train.validation.every == 100 and cfg.train.ema_decay == 0.999
+    assert config_to_dict(cfg)["train"]["validate"]["frames"] == 4  # the key users write, in run.json too

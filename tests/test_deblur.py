@@ -195,9 +195,9 @@ def test_sample_grid_blur_deblurred_sharp() -> None:
 
 def test_real_generator_any_size_through_a_version(tmp_path: Path) -> None:
     """The project's DeblurGAN generator (tiny) survives save/load and returns odd sizes unchanged in shape."""
-    from train.models import build_generator
+    from train.archs.deblurgan import DeblurGanSettings, build
 
-    version = save_version(tmp_path, build_generator(filters=4, blocks=1))
+    version = save_version(tmp_path, build(DeblurGanSettings(filters=4, blocks=1)))
     src = _write(tmp_path / "in" / "odd.png", _image(83, 117, 12))
     out = tmp_path / "out"
     assert deblur.run(version, [src], out, tile=64) == 0

@@ -68,9 +68,9 @@ def test_reexport_replaces_and_foreign_folder_is_refused(tmp_path: Path, version
 
 def test_project_generator_exports(tmp_path: Path) -> None:
     """The DeblurGAN generator (custom layers, instance norm) serves any size through the SavedModel."""
-    from train.models import build_generator
+    from train.archs.deblurgan import DeblurGanSettings, build
 
-    model = build_generator(filters=4, blocks=1)
+    model = build(DeblurGanSettings(filters=4, blocks=1))
     out = export.run(save_version(tmp_path / "run", model), tmp_path / "export")
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
     batch = _images(1, 50, 70, seed=5)

@@ -131,7 +131,9 @@ def test_generator_loss_terms_and_weights() -> None:
     np.testing.assert_allclose(parts["pixel"].numpy(), [0.25, 0.25], rtol=1e-6)
     # [-1, 1] error 0.25 is 0.125 on [0, 1] images: PSNR 20 log10(1 / 0.125) = 18.06 dB, the loss its negative.
     np.testing.assert_allclose(parts["psnr"].numpy(), [-20 * np.log10(8.0)] * 2, rtol=1e-5)
-    np.testing.assert_allclose(losses.adversarial_loss(critic, restored).numpy(), [-0.25 * W.sum()] * 2, rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.adversarial_loss(critic, restored).numpy(), [-0.25 * W.sum()] * 2, rtol=1e-5
+    )
     assert np.all(parts["perceptual"].numpy() > 0)
     total = 2.0 * parts["perceptual"] + 4.0 * parts["pixel"] + 0.5 * parts["psnr"]
     np.testing.assert_allclose(parts["generator"].numpy(), total.numpy(), rtol=1e-6)
