@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
+from pipeline.cli_base import ConfigOpt, Group, beam_config_defaults, config_defaults
 from pipeline.console import cli_errors, set_debug
 
 app = typer.Typer(
@@ -20,11 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Group,
 )
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="pipeline.yaml to read (default: ./pipeline.yaml).")
-]
 
 
 class Blur(StrEnum):
@@ -47,13 +45,17 @@ def _version(flag: bool) -> None:
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also GOPRO_DEBUG=1).")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Prepare GOPRO deblurring data."""
     set_debug(debug)
 
 
-@app.command()
+@app.command(
+    cls=config_defaults(raw="organize.raw", out="organize.out", blur="organize.blur", link="organize.link")
+)
 def organize(
     raw: Annotated[
         Path | None, typer.Option("--raw", help="GOPRO_Large root (train/ and test/ scene folders).")
@@ -85,27 +87,36 @@ def organize(
         run(cfg, verify=verify, strict=strict)
 
 
-@app.command()
+@app.command(cls=config_defaults(out="organize.raw"))
 def sample(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the GOPRO_Large-layout tree.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the GOPRO_Large-layout tree (default: organize.raw)."),
+    ] = None,
     scenes: Annotated[
         int, typer.Option("--scenes", min=2, help="Scenes in all; the last quarter go to test.")
     ] = 4,
     frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per scene.")] = 4,
     size: Annotated[str, typer.Option("--size", help="Frame size WxH.")] = "320x180",
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    config: ConfigOpt = None,
 ) -> None:
     """Write a synthetic dataset in the exact GOPRO_Large layout (procedural scenes, real motion blur)."""
     with cli_errors():
+        from pipeline.config import load_config
         from pipeline.sample import parse_size, write_sample
 
-        write_sample(Path(out), scenes=scenes, frames=frames, size=parse_size(size), seed=seed)
+        out = out or Path(load_config(config).organize.raw)
+        write_sample(out, scenes=scenes, frames=frames, size=parse_size(size), seed=seed)
 
 
-@app.command()
+@app.command(cls=config_defaults(out="organize.raw"))
 def synthesize(
     frames: Annotated[Path, typer.Option("--frames", help="Sharp high-fps frames: SPLIT/SCENE/NNNNNN.png.")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the GOPRO_Large-layout tree.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the GOPRO_Large-layout tree (default: organize.raw)."),
+    ] = None,
     window: Annotated[
         str, typer.Option("--window", help="Sub-frames averaged per blurred frame: N or LO..HI.")
     ] = "7..13",
@@ -115,15 +126,28 @@ def synthesize(
     seed: Annotated[
         int, typer.Option("--seed", min=0, help="Seed for window sizes when a range is given.")
     ] = 0,
+    config: ConfigOpt = None,
 ) -> None:
     """Average real sharp high-frame-rate frames into GOPRO_Large-style blur/blur_gamma/sharp triples."""
     with cli_errors():
+        from pipeline.config import load_config
         from pipeline.synthesize import parse_window, run
 
-        run(Path(frames), Path(out), window=parse_window(window), gamma=gamma, seed=seed)
+        out = out or Path(load_config(config).organize.raw)
+        run(Path(frames), out, window=parse_window(window), gamma=gamma, seed=seed)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    cls=beam_config_defaults(
+        src="shard.src",
+        out="shard.out",
+        crop="shard.crop_size",
+        crops_per_pair="shard.crops_per_pair",
+        shards="shard.shards.train",
+        seed="shard.seed",
+        runner="shard.runner",
+    )
+)
 def shard(
     ctx: typer.Context,
     src: Annotated[
@@ -146,7 +170,7 @@ def shard(
     ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Shard random-crop A/B pairs into TFRecords with Apache Beam. Extra args after `--` go to Beam."""
+    """Shard random-crop A/B pairs into TFRecords with Apache Beam. Only the arguments after `--` go to Beam."""
     with cli_errors():
         from pipeline.beam_runner import quiet_beam_import
         from pipeline.config import load_config, with_flags
@@ -169,19 +193,22 @@ def shard(
         run(cfg, overwrite=overwrite, beam_args=list(ctx.args))
 
 
-@app.command()
+@app.command(cls=config_defaults(directory="shard.out"))
 def inspect(
     directory: Annotated[
-        str, typer.Argument(metavar="DIR", help="Published shards dir (with dataset.json).")
-    ],
+        str | None,
+        typer.Argument(metavar="DIR", help="Published shards dir (with dataset.json; default: shard.out)."),
+    ] = None,
     dump: Annotated[Path | None, typer.Option("--dump", help="Write blur|sharp PNGs here.")] = None,
     samples: Annotated[int, typer.Option("--samples", min=0, help="How many pairs to dump.")] = 8,
+    config: ConfigOpt = None,
 ) -> None:
     """Read every record (no TensorFlow), check counts against dataset.json; exit 1 on any mismatch."""
     with cli_errors():
+        from pipeline.config import load_config
         from pipeline.inspect_shards import run
 
-        run(directory, dump=dump, samples=samples)
+        run(directory or load_config(config).shard.out, dump=dump, samples=samples)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from pipeline.blur import DEFAULT_GAMMA, blur_triple
+from pipeline.console import log
 from pipeline.errors import UsageError
 
 WINDOW_RANGE = (7, 13)
@@ -206,3 +207,7 @@ def write_sample(out: Path, scenes: int, frames: int, size: tuple[int, int], see
             for f in range(frames):
                 stack = np.stack([next(subframes) for _ in range(window)])
                 write_triple(scene_dir, frame_name(f), blur_triple(stack, DEFAULT_GAMMA))
+    log(
+        f"sample: {scenes} scenes (train {scenes - n_test}, test {n_test}) x {frames} frames of {w}x{h} "
+        f"(blur, blur_gamma, sharp) -> {out}"
+    )

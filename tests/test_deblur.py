@@ -165,7 +165,7 @@ def test_refuses_to_overwrite_inputs(tmp_path: Path, identity_dir: Path) -> None
     assert result.exit_code == 2 and path.read_bytes() == before
 
 
-def test_plan_rejects_name_clash_and_missing_input(tmp_path: Path) -> None:
+def test_plan_rejects_name_clash_and_missing_input(tmp_path: Path, identity_dir: Path) -> None:
     a = _write(tmp_path / "x" / "frame.png", _image(16, 16, 9))
     b = _write(tmp_path / "y" / "frame.jpg", _image(16, 16, 9))
     with pytest.raises(UsageError, match="would both be written"):
@@ -175,9 +175,17 @@ def test_plan_rejects_name_clash_and_missing_input(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     result = runner.invoke(
-        app, ["deblur", "--model", str(tmp_path), str(empty), "--out", str(tmp_path / "o")]
+        app, ["deblur", "--model", str(identity_dir), str(empty), "--out", str(tmp_path / "o")]
     )
     assert result.exit_code == 1 and "nothing to deblur" in result.output
+    # --model is checked first (it is named; a folder that is no run dir or version is a usage error)
+    result = runner.invoke(
+        app, ["deblur", "--model", str(tmp_path), str(empty), "--out", str(tmp_path / "o")]
+    )
+    assert (
+        result.exit_code == 2
+        and f"--model {tmp_path}: not a generator version dir or run dir" in result.output
+    )
 
 
 def test_sample_grid_blur_deblurred_sharp() -> None:

@@ -1,4 +1,5 @@
-"""The GPU image's Dockerfile passes hadolint and keeps the properties cloud runs rely on."""
+"""The GPU image's Dockerfile passes hadolint and keeps the properties cloud runs rely on; the tools the README
+names (tensorboard) are installed."""
 
 import shutil
 import subprocess
@@ -43,6 +44,7 @@ def test_constraints_pin_every_runtime_dependency():
     }
     for name in (
         "tensorflow",
+        "tensorboard",
         "keras",
         "apache-beam",
         "opencv-python-headless",
@@ -51,3 +53,12 @@ def test_constraints_pin_every_runtime_dependency():
         "pydantic",
     ):
         assert name in pins
+
+
+def test_tensorboard_is_installed_beside_python():
+    """The README's `tensorboard --logdir RUN/logs` works in the project's environment (a dependency)."""
+    exe = Path(sys.executable).with_name("tensorboard")
+    assert exe.exists(), f"{exe}: not installed (pyproject.toml dependency tensorboard)"
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("2.21"), result.stdout

@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 from pipeline import __version__
-from pipeline.console import cli_errors, set_debug
+from pipeline.cli_base import Command, ConfigOpt, Group, config_defaults, config_path
+from pipeline.console import cli_errors, log, set_debug
 
 app = typer.Typer(
     name="trainctl",
@@ -20,11 +21,27 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Group,
 )
 
-ConfigArg = Annotated[Path, typer.Argument(metavar="CONFIG", help="pipeline.yaml")]
+ConfigArg = Annotated[
+    Path | None,
+    typer.Argument(metavar="CONFIG", help="pipeline.yaml: shorthand for --config.", show_default=False),
+]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config value: dotted.key=value (repeatable).")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="A run dir, RUN/generator, RUN/generator/latest or a version dir RUN/generator/vNNNN "
+        "(default: train.run_dir).",
+    ),
+]
+VersionOpt = Annotated[
+    str | None,
+    typer.Option("--version", help="latest, best or vNNNN, when --model is a run dir (default: latest)."),
 ]
 
 
@@ -37,7 +54,9 @@ def _version(flag: bool) -> None:
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also GOPRO_DEBUG=1).")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Train and use DeblurGAN generators."""
     set_debug(debug)
@@ -45,13 +64,14 @@ def main(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-@app.command()
-def fit(config: ConfigArg, set_: SetOpt = None) -> None:
+@app.command(cls=Command)
+def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = None) -> None:
     """Train DeblurGAN; rerunning with the same run_dir resumes from the last checkpoint."""
     with cli_errors():
         from pipeline.config import load_config
 
-        cfg = load_config(config, set_ or [])  # config errors before the slow TensorFlow import
+        cfg = load_config(config_path(config, config_file), set_ or [])  # errors before the slow TF import
+        _quiet_tensorflow()
         from train.signals import exit_code
         from train.trainer import run
 
@@ -60,9 +80,9 @@ def fit(config: ConfigArg, set_: SetOpt = None) -> None:
             raise typer.Exit(exit_code(result.stopped_by))
 
 
-@app.command()
+@app.command(cls=config_defaults(split="evaluate.split"))
 def evaluate(
-    config: ConfigArg,
+    config: ConfigArg = None,
     version: Annotated[str, typer.Option("--version", help="latest, best or vNNNN.")] = "latest",
     split: Annotated[
         str | None, typer.Option("--split", help="Organized split (default: evaluate.split).")
@@ -71,22 +91,25 @@ def evaluate(
         str | None, typer.Option("--out", help="Also write the metrics JSON here (local or gs://...).")
     ] = None,
     set_: SetOpt = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Full-frame PSNR/SSIM of a generator version on organized A/B pairs (and of the blurred input)."""
     with cli_errors():
         from pipeline.config import load_config
 
-        cfg = load_config(config, set_ or [])  # config errors before the slow TensorFlow import
+        cfg = load_config(config_path(config, config_file), set_ or [])  # errors before the slow TF import
+        _quiet_tensorflow()
         from train.evaluate import run
 
         run(cfg, version=version, split=split, out=out)
 
 
-@app.command()
+@app.command(cls=Command)
 def deblur(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Image files or folders.")],
-    model: Annotated[str, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
     out: Annotated[str, typer.Option("--out", help="Output folder (same names, PNG).")],
+    model: ModelOpt = None,
+    version: VersionOpt = None,
     tile: Annotated[
         int,
         typer.Option(
@@ -95,42 +118,69 @@ def deblur(
             help="Cut images larger than this per side into overlapping, blended tiles (bounds memory).",
         ),
     ] = 2048,
+    config: ConfigOpt = None,
 ) -> None:
     """Deblur images of any size with a generator version; exit 1 if any input failed."""
     with cli_errors():
+        version_dir = _model(model, version, config)
         from train.deblur import run
 
-        failed = run(model, inputs, out, tile=tile)
+        failed = run(version_dir, inputs, out, tile=tile)
         if failed:
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command)
 def export(
-    model: Annotated[str, typer.Option("--model", help="Generator version dir (RUN/generator/vNNNN).")],
     out: Annotated[str, typer.Option("--out", help="SavedModel output dir (local or gs://...).")],
+    model: ModelOpt = None,
+    version: VersionOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Export a generator version as a TF SavedModel (uint8 RGB in, uint8 RGB out, any size)."""
     with cli_errors():
+        version_dir = _model(model, version, config)
         from train.export import run
 
-        run(model, out)
+        run(version_dir, out)
 
 
-@app.command()
+@app.command(cls=Command)
 def versions(
-    config: ConfigArg,
+    config: ConfigArg = None,
     split: Annotated[
         str, typer.Option("--split", help="Show scores on this split (`all`: every split and dir).")
     ] = "test",
     set_: SetOpt = None,
+    config_file: ConfigOpt = None,
 ) -> None:
-    """Table of generator versions: step, time, scores on a split; marks latest and best."""
+    """Table of generator versions: step, time, scores on a split; marks latest and best. Reads JSON only (no
+    TensorFlow for a local run dir)."""
     with cli_errors():
         from pipeline.config import load_config
         from train.versions import print_table
 
-        print_table(load_config(config, set_ or []).train.run_dir, None if split == "all" else split)
+        run_dir = load_config(config_path(config, config_file), set_ or []).train.run_dir
+        print_table(run_dir, None if split == "all" else split)
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow before the library does, without its start-up noise (see train.tf_startup)."""
+    from train.tf_startup import import_tensorflow
+
+    import_tensorflow()
+
+
+def _model(model: str | None, version: str | None, config: Path | None) -> str:
+    """The version dir that `--model` / `--version` name (a run dir means a version of it; no --model: the
+    config's train.run_dir), resolved before the slow TensorFlow import."""
+    from pipeline.config import load_config
+    from train.versions import resolve_model
+
+    version_dir = resolve_model(model or load_config(config).train.run_dir, version)
+    log(f"model: {version_dir}")
+    _quiet_tensorflow()
+    return version_dir
 
 
 if __name__ == "__main__":

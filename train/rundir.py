@@ -51,10 +51,15 @@ __all__ = [
 ]
 
 
-def _gfile() -> Any:
-    import tensorflow as tf
+def _tf() -> Any:
+    """TensorFlow, imported on first use without its start-up noise (local paths never import it)."""
+    from train.tf_startup import import_tensorflow
 
-    return tf.io.gfile
+    return import_tensorflow()
+
+
+def _gfile() -> Any:
+    return _tf().io.gfile
 
 
 def reason(exc: BaseException) -> str:
@@ -71,7 +76,7 @@ def reason(exc: BaseException) -> str:
 def _named(path: str, action: str) -> Iterator[None]:
     """Turn a TensorFlow I/O error (unreachable bucket, no permission, ...) into a DataError naming `path`;
     NotFoundError passes through for the caller to decide."""
-    import tensorflow as tf
+    tf = _tf()
 
     try:
         yield
@@ -84,7 +89,7 @@ def _named(path: str, action: str) -> Iterator[None]:
 def _stat(path: str) -> Any:
     """gfile's stat of a remote path, None when it does not exist; other errors raise (tf.io.gfile.isdir and
     listdir would report an unreachable bucket as a missing directory)."""
-    import tensorflow as tf
+    tf = _tf()
 
     with _named(path, "read"):
         try:
@@ -152,12 +157,11 @@ def glob(directory: str, pattern: str) -> list[str]:
 
 def read_bytes(path: str) -> bytes:
     """A whole file; FileNotFoundError naming `path` when it is missing, local or remote."""
-    import tensorflow as tf
-
     path = str(path)
     if not is_remote(path):
         with open(path, "rb") as fh:
             return fh.read()
+    tf = _tf()
     try:
         with _named(path, "read"), _gfile().GFile(path, "rb") as fh:
             return fh.read()
@@ -210,25 +214,23 @@ def copy(src: str, dst: str) -> None:
 
 def remove(path: str) -> None:
     """Delete one file; a missing file is not an error."""
-    import tensorflow as tf
-
     path = str(path)
     if not is_remote(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
         return
+    tf = _tf()
     with contextlib.suppress(tf.errors.NotFoundError), _named(path, "delete"):
         _gfile().remove(path)
 
 
 def rmtree(path: str) -> None:
     """Delete a directory tree (every object under the prefix, remotely); a missing one is not an error."""
-    import tensorflow as tf
-
     path = str(path)
     if not is_remote(path):
         shutil.rmtree(path, ignore_errors=True)
         return
+    tf = _tf()
     with contextlib.suppress(tf.errors.NotFoundError), _named(path, "delete"):
         _gfile().rmtree(path)
 

@@ -131,6 +131,37 @@ def resolve_version(run_dir: str | Path, version: str = "latest", scope: str | N
     return join(root, name)
 
 
+def resolve_model(model: str | Path, version: str | None = None) -> str:
+    """The version dir `--model` (with `--version`) names: a version dir `RUN/generator/vNNNN`, the pointer file
+    `RUN/generator/latest`, or `RUN/generator` or a run dir `RUN` with `version` (latest, best, vNNNN; default
+    latest). Errors name the path."""
+    path = str(model).rstrip("/") or str(model)
+    if rundir.isfile(join(path, META_FILE)):  # a version dir
+        if version is not None and version != rundir.name(path):
+            raise UsageError(
+                f"--version {version}: --model {path} is already a version ({rundir.name(path)})"
+            )
+        return path
+    if rundir.name(path) == LATEST_FILE and rundir.isfile(path):  # the pointer file
+        if version is not None:
+            raise UsageError(f"--version {version}: --model {path} is already a version (the latest pointer)")
+        name = rundir.read_text(path).strip()
+        run_dir = rundir.split(rundir.split(path)[0])[0]
+        if name not in {v.name for v in list_versions(run_dir)}:
+            raise DataError(f"{path}: names {name[:40]!r}, which is not a complete version")
+        return join(generator_dir(run_dir), name)
+    if rundir.name(path) == "generator" and rundir.isdir(path):  # RUN/generator
+        return resolve_version(rundir.split(path)[0], version or "latest")
+    if rundir.isdir(generator_dir(path)):  # a run dir
+        return resolve_version(path, version or "latest")
+    what = (
+        "no such file or directory" if not rundir.exists(path) else "not a generator version dir or run dir"
+    )
+    raise UsageError(
+        f"--model {path}: {what} (give RUN, RUN/generator, RUN/generator/latest or RUN/generator/vNNNN)"
+    )
+
+
 def next_version_number(run_dir: str | Path) -> int:
     return max((number for number, _ in _version_dirs(run_dir)), default=0) + 1
 
