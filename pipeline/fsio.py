@@ -192,11 +192,20 @@ def delete_tree(path: str) -> None:
         _beam()[0].delete(objects)
 
 
-def delete_file(path: str) -> None:
+def delete_file(path: str, missing_ok: bool = False) -> None:
+    """Delete one file; a missing one raises FileNotFoundError unless `missing_ok`."""
     if not is_remote(path):
-        os.remove(path)
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
         return
     fs, _ = _beam()
+    if not fs.exists(path):  # stores differ in what they raise for a missing object
+        if missing_ok:
+            return
+        raise FileNotFoundError(errno.ENOENT, "No such file or object", path)
     fs.delete([path])
 
 
