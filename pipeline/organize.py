@@ -4,7 +4,7 @@ Plan, then act: `plan()` (pairing.py) lists RAW one scene at a time, pairs blur 
 by file name without its suffix (never by position in a listing) and checks each pair cheaply (image header);
 `verify_plan()` optionally decodes every image on all cores; `apply()` links the good pairs into OUT under their
 source's suffix (never transcoded), writes manifest.jsonl and rejected.jsonl atomically and removes stale outputs. RAW is only ever
-read. Rerunning is idempotent.
+read. Rerunning is idempotent; a run holds OUT's lock (outlock.py), so two never write one OUT at once.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pipeline.errors import DataError, UsageError
 from pipeline.fsio import errors_name
 from pipeline.imageheader import is_image_name
 from pipeline.linking import TMP_MARK, Linker
+from pipeline.outlock import OutputLock
 from pipeline.pairing import SHARP, SPLITS, Pair, Plan, Reject, plan, scan_scene
 from pipeline.raw_survey import no_pairs_message
 
@@ -183,9 +184,14 @@ def _by_reason(rejects: list[Reject]) -> str:
 
 
 def run(cfg: OrganizeConfig, verify: bool = False, strict: bool = False) -> ApplyStats:
-    """The `organize` command: plan, optionally verify, then apply (or refuse under --strict) and summarize."""
+    """The `organize` command: under OUT's lock, plan, optionally verify, then apply (or refuse under --strict)."""
     raw, out = Path(cfg.raw), Path(cfg.out)
     check_out(raw, out)
+    with OutputLock(str(out), "organize"):
+        return _organize(cfg, raw, out, verify, strict)
+
+
+def _organize(cfg: OrganizeConfig, raw: Path, out: Path, verify: bool, strict: bool) -> ApplyStats:
     p = plan(raw, cfg.blur)
     if verify:
         p = verify_plan(p)
