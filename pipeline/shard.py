@@ -36,6 +36,7 @@ from pipeline.shard_plan import (
     ManifestSummary,
     Pair,
     assign_shards,
+    check_crop,
     is_shards_dir_entry,
     parse_manifest_line,
     shard_count,
@@ -225,6 +226,7 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
     # A symlinked local OUT (data/shards -> /big/disk/shards) is published where it points, not replaced.
     out = cfg.out if fsio.is_remote(cfg.out) else os.path.realpath(cfg.out)
     summary = summarize_manifest(fsio.join(cfg.src, MANIFEST_FILE))
+    too_small = check_crop(summary, cfg.crop_size)  # a crop no frame fits is refused before Beam starts
     options = pipeline_options(cfg, list(beam_args or []))
     p, where = new_pipeline(options)
     params = CropParams(cfg.src, cfg.crop_size, cfg.crops_per_pair, cfg.seed, cfg.encoding)
@@ -233,6 +235,8 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
         staging = publish.prepare(out, overwrite, DATASET_FILE, is_shards_dir_entry)
         per_split = ", ".join(f"{s} {n}" for s, n in summary.pairs.items())
         log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
+        if too_small:
+            log(f"shard: {too_small} of {total} pairs are smaller than the {cfg.crop_size}px crop: too_small")
         _hint_parallelism(options, summary.pairs, cfg.shards.model_dump())
         start = time.monotonic()
         try:
