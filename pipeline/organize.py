@@ -3,8 +3,9 @@
 Plan, then act: `plan()` (pairing.py) lists RAW one scene at a time, pairs blur and sharp frames (PNG or JPEG)
 by file name without its suffix (never by position in a listing) and checks each pair cheaply (image header);
 `verify_plan()` optionally decodes every image on all cores; `apply()` links the good pairs into OUT under their
-source's suffix (never transcoded), writes manifest.jsonl and rejected.jsonl atomically and removes stale outputs. RAW is only ever
-read. Rerunning is idempotent; a run holds OUT's lock (outlock.py), so two never write one OUT at once.
+source's suffix (never transcoded), writes manifest.jsonl and rejected.jsonl atomically and removes stale
+outputs. RAW is only ever read. Rerunning is idempotent; a run holds OUT's lock (outlock.py), so two never write
+one OUT at once.
 """
 
 from __future__ import annotations
