@@ -127,10 +127,13 @@ def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
 
 
 def read_image(path: str, rgb: bool = False) -> np.ndarray | None:
-    """Decode an image file to HxWx3 uint8, BGR (cv2's order) or RGB; None if it cannot be read or decoded."""
+    """Decode an image file to HxWx3 uint8, BGR (cv2's order) or RGB; None if it cannot be read or decoded.
+
+    A JPEG's EXIF orientation is not applied: the pixels come as stored, the size its header (and so the
+    organized manifest) gives. cv2 would otherwise turn a frame tagged "rotate 90" on its side."""
     import cv2
 
-    flag = cv2.IMREAD_COLOR_RGB if rgb else cv2.IMREAD_COLOR
+    flag = (cv2.IMREAD_COLOR_RGB if rgb else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
     if not is_remote(path):
         return cv2.imread(path, flag)
     try:
@@ -192,11 +195,20 @@ def delete_tree(path: str) -> None:
         _beam()[0].delete(objects)
 
 
-def delete_file(path: str) -> None:
+def delete_file(path: str, missing_ok: bool = False) -> None:
+    """Delete one file; a missing one raises FileNotFoundError unless `missing_ok`."""
     if not is_remote(path):
-        os.remove(path)
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
         return
     fs, _ = _beam()
+    if not fs.exists(path):  # stores differ in what they raise for a missing object
+        if missing_ok:
+            return
+        raise FileNotFoundError(errno.ENOENT, "No such file or object", path)
     fs.delete([path])
 
 

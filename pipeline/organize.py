@@ -1,9 +1,11 @@
 """`gopro-prep organize`: GOPRO_Large/{train,test}/SCENE/{blur,blur_gamma,sharp}/F.png -> OUT/{train,test}/{A,B}/.
 
-Plan, then act: `plan()` lists RAW one scene at a time, pairs blur and sharp frames by file name (never by
-position in a listing) and checks each pair cheaply (PNG header); `verify_plan()` optionally decodes every image on all
-cores; `apply()` links the good pairs into OUT, writes manifest.jsonl and rejected.jsonl atomically and removes
-stale outputs. RAW is only ever read. Rerunning is idempotent.
+Plan, then act: `plan()` (pairing.py) lists RAW one scene at a time, pairs blur and sharp frames (PNG or JPEG)
+by file name without its suffix (never by position in a listing) and checks each pair cheaply (image header);
+`verify_plan()` optionally decodes every image on all cores; `apply()` links the good pairs into OUT under their
+source's suffix (never transcoded), writes manifest.jsonl and rejected.jsonl atomically and removes stale
+outputs. RAW is only ever read. Rerunning is idempotent; a run holds OUT's lock (outlock.py), so two never write
+one OUT at once.
 """
 
 from __future__ import annotations
@@ -11,147 +13,20 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pipeline.config import OrganizeConfig
 from pipeline.console import log, track
 from pipeline.errors import DataError, UsageError
 from pipeline.fsio import errors_name
+from pipeline.imageheader import is_image_name
 from pipeline.linking import TMP_MARK, Linker
-from pipeline.pngmeta import PngError, read_png_info
+from pipeline.outlock import OutputLock
+from pipeline.pairing import SHARP, SPLITS, Pair, Plan, Reject, plan, scan_scene
+from pipeline.raw_survey import no_pairs_message
 
-SPLITS = ("test", "train")  # sorted: the manifest is ordered by (split, scene, frame)
-SHARP = "sharp"
-SCENE_FOLDERS = ("blur", "blur_gamma", SHARP)
-EXPECTED = "train/ or test/ holding SCENE/{blur,blur_gamma,sharp}/NNNNNN.png"
-
-
-@dataclass(frozen=True)
-class Pair:
-    split: str
-    scene: str
-    frame: str  # file stem, e.g. "000001"
-    a: str  # blurred source file in RAW
-    b: str  # sharp source file in RAW
-    width: int
-    height: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.scene}_{self.frame}.png"
-
-
-@dataclass(frozen=True)
-class Reject:
-    path: str
-    reason: str  # missing_sharp | missing_blur | size_mismatch | unreadable
-    detail: str
-
-
-@dataclass
-class Plan:
-    raw: Path
-    blur: str
-    pairs: list[Pair] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-
-
-def _list_pngs(folder: Path) -> dict[str, str]:
-    """{stem: file name} of the PNGs in `folder`; hidden files and non-PNG junk are skipped silently."""
-    if not folder.is_dir():
-        return {}
-    with os.scandir(folder) as entries:
-        return {
-            e.name[:-4]: e.name
-            for e in entries
-            if not e.name.startswith(".") and e.name.lower().endswith(".png") and e.is_file()
-        }
-
-
-def _header(path: Path, rejects: list[Reject]) -> tuple[int, int] | None:
-    try:
-        info = read_png_info(path)
-    except (PngError, OSError) as exc:
-        rejects.append(Reject(str(path), "unreadable", getattr(exc, "strerror", None) or str(exc)))
-        return None
-    return info.width, info.height
-
-
-def scan_scene(scene_dir: Path, split: str, blur: str) -> tuple[list[Pair], list[Reject]]:
-    """Pair `blur`/F.png with sharp/F.png by name in one scene folder, with cheap header checks."""
-    blurs, sharps = _list_pngs(scene_dir / blur), _list_pngs(scene_dir / SHARP)
-    pairs: list[Pair] = []
-    rejects: list[Reject] = []
-    for stem in sorted(blurs.keys() | sharps.keys()):
-        if stem not in sharps:
-            path = scene_dir / blur / blurs[stem]
-            rejects.append(
-                Reject(str(path), "missing_sharp", f"no {SHARP}/{blurs[stem]} in {scene_dir.name}")
-            )
-            continue
-        if stem not in blurs:
-            path = scene_dir / SHARP / sharps[stem]
-            rejects.append(Reject(str(path), "missing_blur", f"no {blur}/{sharps[stem]} in {scene_dir.name}"))
-            continue
-        a, b = scene_dir / blur / blurs[stem], scene_dir / SHARP / sharps[stem]
-        size_a, size_b = _header(a, rejects), _header(b, rejects)
-        if size_a is None or size_b is None:
-            continue
-        if size_a != size_b:
-            detail = f"{blur} {size_a[0]}x{size_a[1]} vs {SHARP} {size_b[0]}x{size_b[1]}"
-            rejects.append(Reject(str(a), "size_mismatch", detail))
-            continue
-        pairs.append(Pair(split, scene_dir.name, stem, str(a), str(b), *size_a))
-    return pairs, rejects
-
-
-def _scene_dirs(raw: Path) -> list[tuple[str, Path]]:
-    """(split, scene folder) for every scene that has at least one GOPRO folder; empty scenes are skipped."""
-    if not raw.exists():
-        raise UsageError(f"--raw {raw}: not found; expected a GOPRO_Large folder with {EXPECTED}")
-    if not raw.is_dir():
-        raise UsageError(f"--raw {raw}: not a directory; expected a GOPRO_Large folder with {EXPECTED}")
-    scenes = []
-    for split in SPLITS:
-        split_dir = raw / split
-        if not split_dir.is_dir():
-            continue
-        with os.scandir(split_dir) as entries:
-            names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
-        for name in names:
-            if any((split_dir / name / folder).is_dir() for folder in SCENE_FOLDERS):
-                scenes.append((split, (split_dir / name).absolute()))
-    if not scenes:
-        raise UsageError(f"--raw {raw}: no GOPRO scenes found; expected {EXPECTED}")
-    return scenes
-
-
-def plan(raw: Path, blur: str) -> Plan:
-    """List RAW scene by scene and pair frames; nothing is written. Missing/non-GOPRO RAW is a UsageError."""
-    if blur not in ("blur", "blur_gamma"):
-        raise UsageError(f"--blur {blur!r}: expected blur or blur_gamma")
-    scenes = _scene_dirs(Path(raw))  # errors name RAW as given; pairs and rejects hold absolute paths
-    result = Plan(raw=Path(raw).absolute(), blur=blur)
-    for split, scene_dir in track(scenes, total=len(scenes), description="scan"):
-        pairs, rejects = scan_scene(scene_dir, split, blur)
-        result.pairs.extend(pairs)
-        result.rejects.extend(rejects)
-    result.pairs.sort(key=lambda p: (p.split, p.scene, p.frame))
-    _refuse_name_collisions(result.pairs)
-    return result
-
-
-def _refuse_name_collisions(pairs: list[Pair]) -> None:
-    """SCENE_FRAME.png must be unique per split: scene `a_b` frame `1` and scene `a` frame `b_1` would share a file."""
-    seen: dict[tuple[str, str], Pair] = {}
-    for pair in pairs:
-        other = seen.setdefault((pair.split, pair.name), pair)
-        if other is not pair:
-            raise UsageError(
-                f"{pair.a}: its output name {pair.split}/A/{pair.name} is also that of {other.a}; "
-                "rename one of the scenes or frames"
-            )
+__all__ = ["Pair", "Plan", "Reject", "apply", "check_out", "plan", "run", "scan_scene", "verify_plan"]
 
 
 def decode_problems(pair: Pair) -> list[Reject]:
@@ -174,7 +49,7 @@ def decode_problems(pair: Pair) -> list[Reject]:
         finally:
             cv2.utils.logging.setLogLevel(level)
         if image is None:
-            problems.append(Reject(path, "unreadable", "PNG does not decode (truncated or corrupt)"))
+            problems.append(Reject(path, "unreadable", "image does not decode (truncated or corrupt)"))
         elif image.shape[:2] != (pair.height, pair.width):
             got = f"{image.shape[1]}x{image.shape[0]}"
             problems.append(
@@ -229,8 +104,8 @@ def manifest_row(pair: Pair, blur: str) -> dict:
         "split": pair.split,
         "scene": pair.scene,
         "frame": pair.frame,
-        "a": f"{pair.split}/A/{pair.name}",
-        "b": f"{pair.split}/B/{pair.name}",
+        "a": f"{pair.split}/A/{pair.out_name('A')}",
+        "b": f"{pair.split}/B/{pair.out_name('B')}",
         "width": pair.width,
         "height": pair.height,
         "blur": blur,
@@ -259,7 +134,7 @@ def apply(p: Plan, out: Path, link: str) -> ApplyStats:
             (out / split / side).mkdir(parents=True, exist_ok=True)
     for pair in track(p.pairs, total=len(p.pairs), description=f"organize ({link})"):
         for side, src in (("A", pair.a), ("B", pair.b)):
-            rel = f"{pair.split}/{side}/{pair.name}"
+            rel = f"{pair.split}/{side}/{pair.out_name(side)}"
             expected.add(rel)
             if linker.place(src, out / rel):
                 written += 1
@@ -282,7 +157,7 @@ def apply(p: Plan, out: Path, link: str) -> ApplyStats:
                     e.path
                     for e in entries
                     if f"{split}/{side}/{e.name}" not in expected
-                    and (e.name.endswith(".png") or e.name.endswith(TMP_MARK))
+                    and (is_image_name(e.name) or e.name.endswith(TMP_MARK))
                     and not e.is_dir(follow_symlinks=False)
                 ]
             for path in stale:
@@ -310,9 +185,14 @@ def _by_reason(rejects: list[Reject]) -> str:
 
 
 def run(cfg: OrganizeConfig, verify: bool = False, strict: bool = False) -> ApplyStats:
-    """The `organize` command: plan, optionally verify, then apply (or refuse under --strict) and summarize."""
+    """The `organize` command: under OUT's lock, plan, optionally verify, then apply (or refuse under --strict)."""
     raw, out = Path(cfg.raw), Path(cfg.out)
     check_out(raw, out)
+    with OutputLock(str(out), "organize"):
+        return _organize(cfg, raw, out, verify, strict)
+
+
+def _organize(cfg: OrganizeConfig, raw: Path, out: Path, verify: bool, strict: bool) -> ApplyStats:
     p = plan(raw, cfg.blur)
     if verify:
         p = verify_plan(p)
@@ -324,9 +204,8 @@ def run(cfg: OrganizeConfig, verify: bool = False, strict: bool = False) -> Appl
             f"{len(p.rejects)} rejected in {raw}: {_by_reason(p.rejects)}{more}; --strict: nothing written to {out}"
         )
     if not p.pairs:
-        raise DataError(
-            f"--raw {raw}: no good pairs to organize ({len(p.rejects)} rejected: {_by_reason(p.rejects)})"
-        )
+        matched = any(r.reason in ("size_mismatch", "unreadable") for r in p.rejects)
+        raise DataError(no_pairs_message(raw, cfg.blur, SHARP, p.scenes, _by_reason(p.rejects), matched))
     stats = apply(p, out, cfg.link)
     per_split = Counter(pair.split for pair in p.pairs)
     splits = " + ".join(f"{per_split[s]} {s}" for s in ("train", "test") if per_split[s])

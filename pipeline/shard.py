@@ -27,6 +27,7 @@ from pipeline.beam_runner import LOCAL_RUNNER, local_runner, pipeline_options, q
 from pipeline.config import ShardConfig
 from pipeline.console import debug_enabled, log
 from pipeline.errors import DataError, UsageError
+from pipeline.outlock import OutputLock
 from pipeline.records import FORMAT_VERSION
 from pipeline.shard_plan import (
     DATASET_FILE,
@@ -35,6 +36,7 @@ from pipeline.shard_plan import (
     ManifestSummary,
     Pair,
     assign_shards,
+    check_crop,
     is_shards_dir_entry,
     parse_manifest_line,
     shard_count,
@@ -220,34 +222,41 @@ def base_metadata(cfg: ShardConfig, summary: ManifestSummary) -> dict[str, Any]:
 
 
 def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None = None) -> dict[str, Any]:
-    """Shard cfg.src's manifest into cfg.out (published atomically); returns the dataset.json dict."""
+    """Shard cfg.src's manifest into cfg.out (published atomically, under OUT's lock); returns dataset.json."""
     # A symlinked local OUT (data/shards -> /big/disk/shards) is published where it points, not replaced.
     out = cfg.out if fsio.is_remote(cfg.out) else os.path.realpath(cfg.out)
     summary = summarize_manifest(fsio.join(cfg.src, MANIFEST_FILE))
+    too_small = check_crop(summary, cfg.crop_size)  # a crop no frame fits is refused before Beam starts
     options = pipeline_options(cfg, list(beam_args or []))
     p, where = new_pipeline(options)
     params = CropParams(cfg.src, cfg.crop_size, cfg.crops_per_pair, cfg.seed, cfg.encoding)
-    staging = publish.prepare(out, overwrite, DATASET_FILE, is_shards_dir_entry)
     total = sum(summary.pairs.values())
-    per_split = ", ".join(f"{s} {n}" for s, n in summary.pairs.items())
-    log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
-    _hint_parallelism(options, summary.pairs, cfg.shards.model_dump())
-    start = time.monotonic()
-    try:
-        build_pipeline(p, summary.path, staging, params, cfg.shards.model_dump(), base_metadata(cfg, summary))
+    with OutputLock(cfg.out, "shard") as lock:
+        staging = publish.prepare(out, overwrite, DATASET_FILE, is_shards_dir_entry)
+        per_split = ", ".join(f"{s} {n}" for s, n in summary.pairs.items())
+        log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
+        if too_small:
+            log(f"shard: {too_small} of {total} pairs are smaller than the {cfg.crop_size}px crop: too_small")
+        _hint_parallelism(options, summary.pairs, cfg.shards.model_dump())
+        start = time.monotonic()
         try:
-            with quiet_failures(not debug_enabled()):
-                p.run().wait_until_finish()
-        except Exception as exc:
-            raise DataError(_failure_message(exc, where)) from None
-        meta = _check_written(staging, summary.pairs)
-        size = sum(
-            fsio.size(fsio.join(staging, s["file"])) for v in meta["splits"].values() for s in v["shards"]
-        )
-        publish.publish(staging, out, DATASET_FILE)
-    except BaseException:
-        publish.discard(staging)
-        raise
+            build_pipeline(
+                p, summary.path, staging, params, cfg.shards.model_dump(), base_metadata(cfg, summary)
+            )
+            try:
+                with quiet_failures(not debug_enabled()):
+                    p.run().wait_until_finish()
+            except Exception as exc:
+                raise DataError(_failure_message(exc, where)) from None
+            meta = _check_written(staging, summary.pairs)
+            size = sum(
+                fsio.size(fsio.join(staging, s["file"])) for v in meta["splits"].values() for s in v["shards"]
+            )
+            lock.verify()  # a remote lock lost meanwhile: the other run's dataset is not replaced
+            publish.publish(staging, out, DATASET_FILE)
+        except BaseException:
+            publish.discard(staging)
+            raise
     seconds = time.monotonic() - start
     examples = sum(v["examples"] for v in meta["splits"].values())
     rejected = sum(v["rejected"] for v in meta["splits"].values())

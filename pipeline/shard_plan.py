@@ -13,11 +13,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import fsio
-from pipeline.errors import DataError
+from pipeline.crops import fits
+from pipeline.errors import DataError, UsageError
 
 MANIFEST_FILE = "manifest.jsonl"
 DATASET_FILE = "dataset.json"
@@ -42,12 +43,13 @@ class Pair:
 
 @dataclass(frozen=True)
 class ManifestSummary:
-    """What the main process learns from reading the manifest once: counts, blur source and checksum."""
+    """What the main process learns from reading the manifest once: counts, blur source, frame sizes, checksum."""
 
     path: str
     sha256: str
     pairs: dict[str, int]
     blur: str | list[str] | None
+    sizes: dict[tuple[int, int], int] = field(default_factory=dict)  # (width, height) -> pairs
 
 
 def parse_manifest_line(line: str, where: str) -> Pair:
@@ -85,6 +87,7 @@ def summarize_manifest(path: str) -> ManifestSummary:
     digest = hashlib.sha256()
     pairs: Counter[str] = Counter()
     blurs: set[str] = set()
+    sizes: Counter[tuple[int, int]] = Counter()
     try:
         fh = fsio.open_read(path)
     except FileNotFoundError:
@@ -97,12 +100,28 @@ def summarize_manifest(path: str) -> ManifestSummary:
                 continue
             pair = parse_manifest_line(line, f"{path}:{number}")
             pairs[pair.split] += 1
+            sizes[(pair.width, pair.height)] += 1
             if pair.blur is not None:
                 blurs.add(pair.blur)
     if not pairs:
         raise DataError(f"{path}: manifest lists no pairs; nothing to shard")
     blur: str | list[str] | None = sorted(blurs) if len(blurs) > 1 else (blurs.pop() if blurs else None)
-    return ManifestSummary(path=path, sha256=digest.hexdigest(), pairs=dict(sorted(pairs.items())), blur=blur)
+    return ManifestSummary(
+        path=path, sha256=digest.hexdigest(), pairs=dict(sorted(pairs.items())), blur=blur, sizes=dict(sizes)
+    )
+
+
+def check_crop(summary: ManifestSummary, crop: int) -> int:
+    """How many pairs are too small for a `crop` x `crop` window; UsageError when that is every pair, before any
+    image is read (the manifest holds every frame's size), naming the frame that comes closest."""
+    small = sum(n for (width, height), n in summary.sizes.items() if not fits(height, width, crop))
+    if summary.sizes and small == sum(summary.sizes.values()):
+        width, height = max(summary.sizes, key=lambda s: (min(s), s[0] * s[1]))
+        raise UsageError(
+            f"--crop {crop} is larger than every frame (largest {width}x{height} in {summary.path}); "
+            f"use --crop {min(width, height)} or less"
+        )
+    return small
 
 
 def shard_count(split: str, counts: dict[str, int], pairs: int) -> int:

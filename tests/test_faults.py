@@ -394,8 +394,8 @@ def test_shard_killed_mid_run_then_rerun_publishes_a_correct_dataset(
     organized_dir: Path, no_config: Path, tmp_path: Path
 ) -> None:
     """SIGKILL the CLI (default runner: one worker process per core) while shards are being written. Its workers
-    must not re-create the staging dir once it is cleaned up, and a plain rerun publishes a dataset that passes
-    inspect and holds the organized pixels, with no temp dirs left."""
+    must not re-create the staging dir once it is cleaned up, and a plain rerun takes over the killed run's lock
+    and publishes a dataset that passes inspect and holds the organized pixels, with no temp dirs left."""
     out = tmp_path / "shards"
     args = ["shard", "--src", str(organized_dir), "--out", str(out), "--crop", "32", "--shards", "2",
             "--config", str(no_config)]  # fmt: skip
@@ -420,8 +420,11 @@ def test_shard_killed_mid_run_then_rerun_publishes_a_correct_dataset(
         "a worker re-created the staging dir"
     )
 
+    assert json.loads((tmp_path / ".shards.lock").read_text())["pid"] == proc.pid  # left by the killed run
+
     rerun = run(gopro_prep(*args, "--crops-per-pair", "2"))
     assert rerun.returncode == 0, rerun.stderr
+    assert f"{tmp_path / '.shards.lock'}: taking over a stale lock from pid {proc.pid}" in rerun.stderr
     assert os.listdir(tmp_path) == ["shards"]
     inspect = run(gopro_prep("inspect", str(out)))
     assert inspect.returncode == 0, inspect.stderr

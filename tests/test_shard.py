@@ -34,7 +34,7 @@ from pipeline.beam_runner import pipeline_options
 from pipeline.cli import app
 from pipeline.config import ShardConfig
 from pipeline.crops import crop_offsets
-from pipeline.errors import DataError, UsageError
+from pipeline.errors import UsageError
 from pipeline.records import decode_image
 from pipeline.shard_plan import Pair, parse_manifest_line
 from pipeline.shard_writer import CropParams
@@ -289,18 +289,31 @@ def test_bad_pairs_are_rejected_not_fatal(organized_dir, tmp_path):
     inspect_shards.run(str(out))
 
 
-def test_frames_smaller_than_the_crop(organized_dir, tmp_path):
-    with pytest.raises(
-        DataError,
-        match=r"all 12 pairs rejected \(too_small; e.g. .*A/.*png: 128x96 frame, 97px crop\); nothing published",
-    ):
+def test_a_crop_larger_than_every_frame_is_refused_before_beam_starts(organized_dir, tmp_path, monkeypatch):
+    """The manifest has every frame's size: a crop no frame fits is a usage error up front (exit 2), not a whole
+    pipeline run that rejects every pair as too_small."""
+    monkeypatch.setattr(shard, "new_pipeline", lambda options: pytest.fail("Beam started"))
+    manifest = organized_dir / "manifest.jsonl"
+    with pytest.raises(UsageError) as info:
         shard.run(shard_cfg(organized_dir, tmp_path / "out", crop_size=97), beam_args=IN_PROCESS)
+    assert str(info.value) == (
+        f"--crop 97 is larger than every frame (largest 128x96 in {manifest}); use --crop 96 or less"
+    )
+    result = CliRunner().invoke(
+        app, ["shard", "--src", str(organized_dir), "--out", str(tmp_path / "out"), "--crop", "512"]
+    )
+    assert result.exit_code == 2
+    assert f"error: --crop 512 is larger than every frame (largest 128x96 in {manifest})" in result.output
     assert os.listdir(tmp_path) == []
+
+
+def test_frames_smaller_than_the_crop_are_counted_up_front_and_rejected(organized_dir, tmp_path, capsys):
     src = copy_organized(organized_dir, tmp_path / "organized")
     rows = manifest_rows(src)
     rows[0] = {**rows[0], "width": 16}  # the manifest can say so before any decoding
     write_manifest(src, rows)
     shard.run(shard_cfg(src, tmp_path / "out"), beam_args=IN_PROCESS)
+    assert "shard: 1 of 12 pairs are smaller than the 32px crop: too_small" in capsys.readouterr().err
     assert [(r["reason"], r["detail"]) for r in read_rejected(tmp_path / "out")] == [
         ("too_small", "16x96 frame, 32px crop")
     ]

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UsageError
 from pipeline.shard_plan import (
     Pair,
     assign_shards,
+    check_crop,
     dataset_metadata,
     parse_manifest_line,
     shard_count,
@@ -58,6 +59,23 @@ def test_summarize_manifest(tmp_path):
     assert summary.blur == "blur_gamma"
     path.write_text(json.dumps(ROW) + "\n" + json.dumps({**ROW, "blur": "blur"}) + "\n")
     assert summarize_manifest(str(path)).blur == ["blur", "blur_gamma"]
+
+
+def test_frame_sizes_are_summarized_and_checked_against_the_crop(tmp_path):
+    """Counted from the manifest alone; refused when no frame fits the crop, naming the one that comes closest."""
+    rows = [{**ROW, "frame": f"{i:06d}", "width": 320, "height": 180} for i in range(3)]
+    rows.append({**ROW, "frame": "000009", "width": 100, "height": 400})
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = summarize_manifest(str(path))
+    assert summary.sizes == {(320, 180): 3, (100, 400): 1}
+    assert (check_crop(summary, 100), check_crop(summary, 101), check_crop(summary, 180)) == (0, 1, 1)
+    with pytest.raises(UsageError) as info:
+        check_crop(summary, 181)
+    assert (
+        str(info.value)
+        == f"--crop 181 is larger than every frame (largest 320x180 in {path}); use --crop 180 or less"
+    )
 
 
 def test_summarize_manifest_errors(tmp_path):
