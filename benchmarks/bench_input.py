@@ -5,7 +5,7 @@ shard stage's default crop (256) in both encodings; `train.data.make_dataset` th
 exactly as `trainctl fit` does (parallel interleave, shuffle, decode, paired crop/flip/rot90, batch, prefetch).
 The consumer rate is the trainer's fused step on the same batches, for the full DeblurGAN (64 filters, 9 blocks,
 5 critic updates) and for the demo-sized model (16 filters, 3 blocks, pixel loss only), the most demanding
-consumer. Prints one JSON object.
+consumer, and for the small NAFNet of the quality benchmark (width 16, PSNR loss). Prints one JSON object.
 
     .venv/bin/python benchmarks/bench_input.py [--batches 200] [--crop 128] [--batch 4]
 """
@@ -32,7 +32,8 @@ from shards_fixture import write_shards  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from train import strategy  # noqa: E402
 from train.data import make_dataset, stack_replicas  # noqa: E402
-from train.gan import DeblurGan  # noqa: E402
+from train.loop import train_function  # noqa: E402
+from train.recipes import make_recipe  # noqa: E402
 
 
 def input_rate(shards: Path, crop: int, batch: int, batches: int) -> float:
@@ -57,9 +58,8 @@ def step_rate(shards: Path, crop: int, batch: int, model: dict, steps: int) -> f
         {"train": {"data": str(shards), "batch_size": batch, "crop_size": crop, **model}}
     ).train
     dist = tf.distribute.get_strategy()
-    gan = DeblurGan(dist, t, policy)
     iterator = iter(stack_replicas(make_dataset(t.data, "train", batch, crop, True, seed=0), 1))
-    fn = gan.train_function()
+    fn = train_function(dist, make_recipe(dist, t, policy))
     fn(iterator, tf.constant(2))
     start = time.perf_counter()
     fn(iterator, tf.constant(steps))
@@ -75,6 +75,25 @@ DEMO = {
     "generator": {"filters": 16, "blocks": 3},
     "critic": {"filters": 16, "updates": 1},
     "loss": {"perceptual": 0.0, "adversarial": 0.0, "pixel": 1.0, "perceptual_weights": "none"},
+}
+NAFNET_SMALL = {  # the quality benchmark's small NAFNet (PSNR loss, AdamW)
+    "generator": {
+        "arch": "nafnet",
+        "width": 16,
+        "enc_blocks": [1, 1, 1, 1],
+        "middle_blocks": 1,
+        "dec_blocks": [1, 1, 1, 1],
+    },
+    "loss": {"perceptual": 0.0, "adversarial": 0.0, "psnr": 1.0, "perceptual_weights": "none"},
+    "optimizer": {
+        "name": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 1e-3,
+        "beta_1": 0.9,
+        "beta_2": 0.9,
+        "schedule": "cosine",
+        "min_lr": 1e-7,
+    },
 }
 
 
@@ -109,8 +128,13 @@ def main() -> None:
             )
         full = step_rate(shards["raw"], args.crop, args.batch, FULL, steps=3)
         demo = step_rate(shards["raw"], args.demo_crop, args.demo_batch, DEMO, steps=100)
+        naf = step_rate(shards["raw"], args.demo_crop, args.demo_batch, NAFNET_SMALL, steps=50)
     result["train_full_model_batches_per_s"] = round(full, 3)
     result["train_demo_model_batches_per_s"] = round(demo, 2)
+    result["train_nafnet_small_batches_per_s"] = round(naf, 2)
+    result["ratio_raw_nafnet_small"] = round(
+        result[f"input_raw_crop{args.demo_crop}_batch{args.demo_batch}_batches_per_s"] / naf, 1
+    )
     for enc in ("raw", "png"):
         result[f"ratio_{enc}_full_model"] = round(
             result[f"input_{enc}_crop{args.crop}_batch{args.batch}_batches_per_s"] / full, 1

@@ -32,9 +32,11 @@ from shards_fixture import write_shards  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
 from train import losses, strategy  # noqa: E402
+from train.archs.critic import build_critic  # noqa: E402
+from train.archs.deblurgan import DeblurGanSettings, build  # noqa: E402
 from train.data import make_dataset, stack_replicas  # noqa: E402
-from train.gan import DeblurGan  # noqa: E402
-from train.models import build_critic, build_generator  # noqa: E402
+from train.loop import train_function  # noqa: E402
+from train.recipes import make_recipe  # noqa: E402
 
 
 def train_config(args: argparse.Namespace, shards: Path, gradient_penalty: float) -> Config:
@@ -59,9 +61,8 @@ def bench_ours(args: argparse.Namespace, shards: Path, policy: str, gradient_pen
     strategy.set_precision(policy)
     t = train_config(args, shards, gradient_penalty).train
     dist = tf.distribute.get_strategy()
-    gan = DeblurGan(dist, t, policy)
     iterator = iter(stack_replicas(make_dataset(t.data, "train", t.batch_size, t.crop_size, True, seed=0), 1))
-    fn = gan.train_function()
+    fn = train_function(dist, make_recipe(dist, t, policy))
     fn(iterator, tf.constant(2))  # trace + warm up
     start = time.perf_counter()
     _, finite = fn(iterator, tf.constant(args.steps))
@@ -76,7 +77,7 @@ def bench_seed(args: argparse.Namespace, shards: Path, policy: str = "float32") 
     strategy.set_precision(policy)
     t = train_config(args, shards, 0.0).train
     features = losses.build_feature_extractor("none")
-    g = build_generator(args.filters, args.blocks)
+    g = build(DeblurGanSettings(filters=args.filters, blocks=args.blocks))
     d = build_critic(args.filters)
 
     def wasserstein(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:

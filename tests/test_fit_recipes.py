@@ -1,0 +1,166 @@
+"""train.trainer with each recipe and architecture: NAFNet on the restoration recipe (no critic), EMA weights,
+validation during fit, fine-tuning with init_from (lineage, arch mismatch), and what versions record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from shards_fixture import write_shards
+
+from pipeline.config import Config
+from pipeline.errors import UsageError
+from train import versions
+from train.trainer import run
+
+NAFNET = {"arch": "nafnet", "width": 4, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]}
+TINY = {
+    "batch_size": 4,
+    "crop_size": 32,
+    "mixed_precision": "float32",
+    "generator": NAFNET,
+    "loss": {"perceptual": 0.0, "adversarial": 0.0, "pixel": 0.0, "psnr": 1.0, "perceptual_weights": "none"},
+    "optimizer": {
+        "name": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 1e-3,
+        "beta_1": 0.9,
+        "beta_2": 0.9,
+        "schedule": "cosine",
+        "min_lr": 1e-7,
+        "clip_norm": 1.0,
+    },
+    "checkpoint_every": 2,
+    "version_every": 3,
+    "keep_versions": 5,
+    "log_every": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shards(tmp_path_factory.mktemp("fit") / "shards", pairs=6, crop_size=40, crops_per_pair=2)
+
+
+def cfg(shards: Path, run_dir: Path, **train: object) -> Config:
+    return Config.model_validate({"train": {**TINY, "data": str(shards), "run_dir": str(run_dir), **train}})
+
+
+def weights(model: object) -> list[np.ndarray]:
+    return [np.array(w) for w in model.get_weights()]  # type: ignore[attr-defined]
+
+
+def checkpoint_objects(run_dir: Path) -> set[str]:
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    return {key.split("/", 1)[0] for key, _ in tf.train.list_variables(latest)}
+
+
+def test_nafnet_with_ema_resumes_exactly_and_versions_hold_the_ema_weights(
+    shards: Path, tmp_path: Path
+) -> None:
+    # The linear schedule is constant here; a cosine curve depends on train.steps, which 3 + 3 changes.
+    linear = {**TINY["optimizer"], "schedule": "linear", "decay_start": 100}
+    resumed = run(cfg(shards, tmp_path / "a", steps=3, ema_decay=0.5, optimizer=linear))
+    resumed = run(cfg(shards, tmp_path / "a", steps=6, ema_decay=0.5, optimizer=linear))
+    straight = run(cfg(shards, tmp_path / "b", steps=6, ema_decay=0.5, optimizer=linear))
+    assert resumed.step == straight.step == 6
+    for a, b in zip(weights(resumed.generator), weights(straight.generator), strict=True):
+        assert np.array_equal(a, b)
+    # No critic with adversarial 0: nothing of it is built, checkpointed or updated.
+    assert "critic" not in checkpoint_objects(tmp_path / "a") and "ema" in checkpoint_objects(tmp_path / "a")
+    meta = versions.read_meta(versions.resolve_version(tmp_path / "a", "latest"))
+    assert (
+        meta["arch"]["name"] == "nafnet"
+        and meta["arch"]["stride"] == 4
+        and meta["arch"]["input_range"] == [0, 1]
+    )
+    assert meta["arch"]["settings"]["enc_blocks"] == [1, 1] and meta["arch"]["train_size"] == 32
+    assert meta["ema"] == {"decay": 0.5}
+    # The version holds the EMA weights (same in both runs), not the last step's.
+    saved = versions.load_generator(versions.resolve_version(tmp_path / "a", "latest"))
+    other = versions.load_generator(versions.resolve_version(tmp_path / "b", "latest"))
+    for a, b in zip(weights(saved), weights(other), strict=True):
+        np.testing.assert_array_equal(a, b)
+    trained = weights(resumed.generator)
+    assert any(not np.allclose(a, b) for a, b in zip(weights(saved), trained, strict=True))
+
+
+def test_ema_average_follows_the_formula(shards: Path, tmp_path: Path) -> None:
+    """One step with decay d: ema = d * initial + (1 - d) * after_one_step, per weight."""
+    zero = run(cfg(shards, tmp_path / "z", steps=1, ema_decay=0.25, optimizer={"lr": 1e-12}, version_every=1))
+    first = versions.load_generator(versions.resolve_version(tmp_path / "z", "latest"))
+    one = run(cfg(shards, tmp_path / "o", steps=1, ema_decay=0.25, version_every=1))
+    ema = versions.load_generator(versions.resolve_version(tmp_path / "o", "latest"))
+    for initial, after, got in zip(weights(first), weights(one.generator), weights(ema), strict=True):
+        np.testing.assert_allclose(got, 0.25 * initial + 0.75 * after, rtol=1e-5, atol=1e-7)
+    assert zero.step == 1
+
+
+def test_validation_during_fit_scores_each_version(
+    shards: Path, tmp_path: Path, organized_dir: Path, capfd: pytest.CaptureFixture
+) -> None:
+    validate = {"every": 2, "src": str(organized_dir), "split": "test", "frames": 2}
+    run(cfg(shards, tmp_path / "r", steps=3, validate=validate))
+    err = capfd.readouterr().err
+    assert "validation at step 2 on 2 test frames" in err and "validation at step 3 on 2 test frames" in err
+    meta = versions.read_meta(versions.resolve_version(tmp_path / "r", "latest"))
+    scope = f"test @ {organized_dir} (2 frames)"
+    score = meta["metrics"][scope]
+    assert score["frames"] == 2 and score["step"] == 3 and 10 < score["psnr_input"] < 60
+    assert score["psnr_gain"] == pytest.approx(score["psnr"] - score["psnr_input"])
+    rows = versions.table_rows(tmp_path / "r")
+    assert [(r[0], r[3]) for r in rows] == [("v0001", scope)]
+    assert versions.resolve_version(tmp_path / "r", "best").endswith("v0001")
+    tags = set()
+    for event_file in (tmp_path / "r" / "logs").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"validation/psnr", "validation/ssim", "validation/psnr_gain"} <= tags
+
+
+def test_init_from_starts_from_a_version_and_records_the_lineage(
+    shards: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    pre = run(cfg(shards, tmp_path / "pre", steps=2, version_every=2))
+    assert pre.learning_rate == pytest.approx(1e-7, rel=1e-4)  # cosine on the step counter: min_lr at the end
+    source = versions.resolve_version(tmp_path / "pre", "latest")
+    # A learning rate of ~0: the fine-tuned generator stays at the source version's weights.
+    tuned = run(
+        cfg(
+            shards,
+            tmp_path / "ft",
+            steps=1,
+            version_every=1,
+            optimizer={"lr": 1e-12},
+            init_from=str(tmp_path / "pre"),
+        )
+    )
+    for a, b in zip(weights(tuned.generator), weights(versions.load_generator(source)), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    lineage = json.loads((tmp_path / "ft" / "run.json").read_text())["init_from"]
+    assert lineage["path"] == source and lineage["step"] == 2 and lineage["version"] == "v0001"
+    assert versions.read_meta(versions.resolve_version(tmp_path / "ft", "latest"))["init_from"] == lineage
+    # A resumed run keeps its own weights and says init_from is ignored.
+    run(
+        cfg(
+            shards,
+            tmp_path / "ft",
+            steps=2,
+            version_every=1,
+            optimizer={"lr": 1e-12},
+            init_from=str(tmp_path / "pre"),
+        )
+    )
+    assert "train.init_from=" in capfd.readouterr().err
+    assert json.loads((tmp_path / "ft" / "run.json").read_text())["init_from"] == lineage
+    # Another architecture, or another shape of the same one, is refused naming the difference.
+    deblurgan = {"filters": 4, "blocks": 1, "dropout": 0.0}
+    with pytest.raises(UsageError, match=r"holds a nafnet generator, but train.generator.arch is deblurgan"):
+        run(cfg(shards, tmp_path / "x", steps=1, generator=deblurgan, init_from=source))
+    with pytest.raises(UsageError, match=r"generator.width=4, but train.generator.width is 8"):
+        run(cfg(shards, tmp_path / "y", steps=1, generator={**NAFNET, "width": 8}, init_from=source))
+    with pytest.raises(UsageError, match=r"train.init_from: .*nowhere"):
+        run(cfg(shards, tmp_path / "z", steps=1, init_from=str(tmp_path / "nowhere")))

@@ -1,0 +1,69 @@
+"""train.optimizers: schedules on the step counter (graph and plain-number versions agree), AdamW's decoupled
+weight decay, and gradient clipping by the global norm."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.config import OptimizerConfig
+from train.optimizers import apply, learning_rate_fn, make_optimizer, schedule_value
+
+
+@pytest.mark.parametrize(
+    "o",
+    [
+        OptimizerConfig(lr=1e-3, decay_start=40),
+        OptimizerConfig(name="adamw", lr=1e-3, schedule="cosine", min_lr=1e-7, weight_decay=1e-3),
+    ],
+    ids=["linear", "cosine"],
+)
+def test_graph_schedule_matches_the_plain_numbers(o: OptimizerConfig) -> None:
+    step = tf.Variable(0, dtype=tf.int64)
+    rate = learning_rate_fn(o, 100, step)
+    for s in (0, 10, 40, 41, 70, 99, 100, 150):
+        step.assign(s)
+        assert float(rate()) == pytest.approx(schedule_value(o, 100, s), rel=1e-5, abs=1e-9)  # float32
+
+
+def test_schedule_values() -> None:
+    linear = OptimizerConfig(lr=1e-3, decay_start=50)
+    assert [schedule_value(linear, 100, s) for s in (0, 50, 75, 100)] == pytest.approx(
+        [1e-3, 1e-3, 5e-4, 0.0]
+    )
+    cosine = OptimizerConfig(name="adamw", lr=1e-3, schedule="cosine", min_lr=1e-7)
+    assert schedule_value(cosine, 200, 0) == pytest.approx(1e-3)
+    assert schedule_value(cosine, 200, 100) == pytest.approx(1e-7 + 0.5 * (1e-3 - 1e-7))
+    assert schedule_value(cosine, 200, 200) == pytest.approx(1e-7)
+    assert schedule_value(cosine, 200, 50) == pytest.approx(
+        1e-7 + 0.5 * (1e-3 - 1e-7) * (1 + math.cos(math.pi / 4))
+    )
+
+
+def test_adamw_decays_weights_by_lr_times_decay_and_adam_does_not() -> None:
+    """A zero gradient moves nothing under Adam; AdamW still shrinks each weight by lr * weight_decay."""
+    step = tf.Variable(0, dtype=tf.int64)
+    for name, decay, want in (("adam", 0.0, 2.0), ("adamw", 0.1, 2.0 * (1 - 1e-2 * 0.1))):
+        v = tf.Variable([2.0])
+        opt = make_optimizer(OptimizerConfig(name=name, lr=1e-2, weight_decay=decay), 10, step, False, name)
+        opt.build([v])
+        opt.apply_gradients([(tf.constant([0.0]), v)])
+        assert float(v[0]) == pytest.approx(want, rel=1e-6)
+
+
+def test_clip_norm_scales_the_whole_gradient_to_the_limit() -> None:
+    a, b = tf.Variable([0.0, 0.0]), tf.Variable([0.0])
+    # Plain SGD-like check through Adam is awkward; measure what reaches the optimizer instead.
+    seen = {}
+
+    class Probe:
+        def apply_gradients(self, pairs: object) -> None:
+            seen["grads"] = [g.numpy() for g, _ in pairs]  # type: ignore[attr-defined]
+
+    with tf.GradientTape() as tape:
+        loss = 3.0 * a[0] + 4.0 * a[1] + 12.0 * b[0]  # gradient (3, 4, 12): global norm 13
+    apply(Probe(), tape, loss, [a, b], clip_norm=1.3)
+    np.testing.assert_allclose(np.concatenate(seen["grads"]), [0.3, 0.4, 1.2], rtol=1e-6)
