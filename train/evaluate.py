@@ -25,7 +25,6 @@ from pipeline.config import Config
 from pipeline.console import log, track
 from pipeline.errors import DataError
 from train import rundir
-from train.deblur import forward_fn, pad_to_stride, to_uint8
 from train.metrics import psnr, ssim
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; cap per pair so means and JSON stay finite
@@ -143,26 +142,28 @@ def evaluation_strategy(name: str) -> Any:
 
 
 def make_batch_predictor(
-    generator: Any, strategy: Any, stride: int, input_range: tuple[float, float] = (-1.0, 1.0)
+    generator: Any, strategy: Any, spec: Any, ensemble: bool = False
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """uint8 [b,h,w,3] -> uint8 deblurred, the batch split evenly over the strategy's replicas."""
+    """uint8 [b,h,w,3] -> uint8 deblurred, through the one serving body (pad -> model -> crop -> uint8), the batch
+    split evenly over the strategy's replicas."""
     import tensorflow as tf
 
-    forward = forward_fn(generator, input_range)
+    from train.inference.serving import restore_uint8
+
+    restore = restore_uint8(generator, spec, ensemble)
     replicas = strategy.num_replicas_in_sync
 
     @tf.function(reduce_retracing=True)
     def step(images: Any) -> Any:
-        return strategy.run(forward, args=(images,))
+        return strategy.run(restore, args=(images,))
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        n, h, w = batch.shape[:3]
-        padded = np.stack([pad_to_stride(img, stride) for img in batch])
+        n = batch.shape[0]
         # Equal shapes on every replica and on every call: repeat the last frame to fill the batch.
         fill = -n % replicas
         if fill:
-            padded = np.concatenate([padded, np.repeat(padded[-1:], fill, axis=0)])
-        chunks = np.split(padded, replicas)
+            batch = np.concatenate([batch, np.repeat(batch[-1:], fill, axis=0)])
+        chunks = np.split(batch, replicas)
         if replicas == 1:
             values: Any = tf.constant(chunks[0])
         else:
@@ -170,8 +171,7 @@ def make_batch_predictor(
                 lambda ctx: tf.constant(chunks[ctx.replica_id_in_sync_group])
             )
         parts = strategy.experimental_local_results(step(values))
-        out = np.concatenate([p.numpy() for p in parts])
-        return to_uint8(out[:n, :h, :w])
+        return np.concatenate([p.numpy() for p in parts])[:n]
 
     return predict
 
@@ -209,20 +209,24 @@ def evaluate_version(
     batch_size: int,
     strategy: Any,
     tlc: bool = True,
+    ensemble: bool = False,
 ) -> dict[str, Any]:
     """Score one generator version on a split of an organized dir; returns the result dict (see summarize)."""
-    from train.deblur import load_inference_model
+    from train.inference.deblurrer import load
 
     rows = read_split_rows(src, split)
     with strategy.scope():
-        generator, spec, used_tlc = load_inference_model(version_dir, tlc)
-    predict = make_batch_predictor(generator, strategy, spec.stride, spec.input_range)
+        loaded = load(version_dir, tlc)
+    spec, used_tlc = loaded.spec, loaded.tlc
+    predict = make_batch_predictor(loaded.model, strategy, spec, ensemble)
     started = time.monotonic()
     scores = list(_scored(rows, src, batch_size, crop_border, predict))
     result = summarize(scores, rundir.name(version_dir), split, crop_border)
     result["src"] = str(src)
     if spec.tlc_base() is not None:
         result["tlc"] = used_tlc
+    if ensemble:
+        result["ensemble"] = True
     result["replicas"] = int(strategy.num_replicas_in_sync)
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
@@ -235,6 +239,7 @@ def run(
     out: str | Path | None = None,
     strategy: Any = None,
     tlc: bool = True,
+    ensemble: bool = False,
 ) -> dict[str, Any]:
     """`trainctl evaluate`: score, print a summary (stderr) and the JSON (stdout), write --out and meta.json."""
     from train.versions import resolve_version, update_metrics, write_json_atomic
@@ -243,7 +248,9 @@ def run(
     split = split or ev.split
     version_dir = resolve_version(cfg.train.run_dir, version)
     strategy = strategy or evaluation_strategy(cfg.train.strategy)
-    result = evaluate_version(version_dir, ev.src, split, ev.crop_border, ev.batch_size, strategy, tlc)
+    result = evaluate_version(
+        version_dir, ev.src, split, ev.crop_border, ev.batch_size, strategy, tlc, ensemble
+    )
     result["evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     update_metrics(version_dir, {k: v for k, v in result.items() if k != "version"})
     if out is not None:
