@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 from pipeline.config import Config
 from pipeline.errors import DataError, UsageError
 from train.cli import app
+from train.data import make_dataset
 from train.trainer import run, steps_until_boundary
-from train.versions import list_versions, read_meta
+from train.versions import VersionInfo, list_versions, load_generator, read_meta
 
 DRIVER = Path(__file__).resolve().parent / "fit_driver.py"
 TINY = {
@@ -61,6 +62,19 @@ def tiny(shards: Path, run_dir: Path, **train: object) -> Config:
 
 def weights(model: object) -> list[np.ndarray]:
     return [np.array(w) for w in model.get_weights()]  # type: ignore[attr-defined]
+
+
+def assert_version_is(version: VersionInfo, generator: object, blur: tf.Tensor) -> None:
+    """`version` loads as `generator`: the same weights, and the same restoration of `blur`, which differs from
+    `blur` itself (the untrained generator is exactly the identity, so that would pass any weights check)."""
+    loaded = load_generator(version.path)
+    for i, (got, want) in enumerate(zip(weights(loaded), weights(generator), strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"{version.name}: weight {i}")
+    restored = generator(blur, training=False).numpy()  # type: ignore[operator]
+    np.testing.assert_allclose(
+        loaded(blur, training=False).numpy(), restored, atol=1e-6, err_msg=version.name
+    )
+    assert np.abs(restored - blur.numpy()).max() > 1e-3, "the trained generator is still the identity"
 
 
 def test_steps_until_boundary_stops_at_logs_checkpoints_versions_and_end() -> None:
@@ -112,6 +126,12 @@ def test_resume_3_plus_3_steps_equals_6_steps(shards: Path, tmp_path: Path) -> N
     } <= tags
     assert "samples/blur_restored_sharp" in tags
     assert not (resumed / "fit.lock").exists()
+
+    # Each published version holds the weights the run trained, not a fresh or stale copy: the resumed run's
+    # first version and the straight run's second (a re-used export model) both load as their run's generator.
+    blur = next(iter(make_dataset(str(shards), "train", 4, 32, False)))[0]
+    for run_dir, result in ((resumed, second), (tmp_path / "straight", straight)):
+        assert_version_is(list_versions(run_dir)[-1], result.generator, blur)
 
 
 def test_rerun_after_the_end_trains_nothing(shards: Path, tmp_path: Path) -> None:
@@ -200,8 +220,6 @@ def test_loss_goes_down_on_a_tiny_overfit_case(tmp_path: Path) -> None:
         loss={"perceptual": 0.001, "adversarial": 0.0, "pixel": 1.0, "perceptual_weights": "none"},
         optimizer={"lr": 2e-3},
     )
-    from train.data import make_dataset
-
     blur, sharp = next(iter(make_dataset(str(one), "train", 1, 32, False)))
     result = run(cfg)
     before = float(tf.reduce_mean(tf.abs(blur - sharp)))
