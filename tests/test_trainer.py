@@ -7,7 +7,6 @@ import hashlib
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from fault_helpers import ROOT, env, read_stderr_until
-from shards_fixture import write_shards
+from fault_helpers import ROOT, env, read_stderr_until, rest_of, run_local_cluster
+from shards_fixture import write_pair_shards, write_shards
 from typer.testing import CliRunner
 
 from pipeline.config import Config
@@ -29,6 +28,7 @@ from train.trainer import run, steps_until_boundary
 from train.versions import VersionInfo, list_versions, load_generator, read_meta
 
 DRIVER = Path(__file__).resolve().parent / "fit_driver.py"
+HANG = 600  # subprocess timeout: catches a hang, not slowness (the test machines' cores are shared)
 TINY = {
     "batch_size": 4,
     "crop_size": 32,
@@ -243,7 +243,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(shards: Path, tmp_path
     proc = _start_fit(cfg)
     _wait_for_step(proc, 2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    err = rest_of(proc, timeout=120)
     assert proc.returncode == 0, err
     stopped = [line for line in err.splitlines() if "stopped by SIGTERM at step" in line]
     assert stopped, err
@@ -268,7 +268,7 @@ def test_sigkill_between_checkpoints_resumes_from_the_last_one(shards: Path, tmp
         env=env(),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=HANG,
     )
     assert rerun.returncode == 0, rerun.stderr
     assert "taking over a stale lock" in rerun.stderr
@@ -313,7 +313,7 @@ def test_same_step_on_1_and_2_replicas_gives_the_same_weights_and_losses(
             "--set",
             f"train.run_dir={tmp_path / strategy}",
         ]
-        done = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=180)
+        done = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=HANG)
         assert done.returncode == 0, done.stderr
     assert "MirroredStrategy, 2 replica(s)" in done.stderr and "(2 per replica)" in done.stderr
     one, two = np.load(outs["one_device"]), np.load(outs["mirrored"])
@@ -327,39 +327,95 @@ def test_same_step_on_1_and_2_replicas_gives_the_same_weights_and_losses(
         np.testing.assert_allclose(one[key], two[key], rtol=0, atol=5e-6, err_msg=key)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def dihedral_pair(period: float, colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A 32x32 (blur, sharp) pair of concentric rings around the centre: a function of the distance to the
+    centre only, so every flip and 90-degree rotation of it (the training augmentation) is the same image."""
+    yy, xx = np.mgrid[0:32, 0:32]
+    r = np.sqrt((yy - 15.5) ** 2 + (xx - 15.5) ** 2)
+    rings = np.cos(2 * np.pi * r / period)[..., None] * np.array(colour)
+    sharp, blur = 127.5 + 100 * rings, 127.5 + 40 * rings * np.exp(-r / 16)[..., None]
+    pair = (np.rint(blur).astype(np.uint8), np.rint(sharp).astype(np.uint8))
+    for image in pair:
+        assert all(np.array_equal(view, image) for view in (np.rot90(image), image[:, ::-1]))
+    return pair
 
 
-def test_multi_worker_two_local_processes_end_with_identical_weights(shards: Path, tmp_path: Path) -> None:
-    cfg = config_file(tmp_path, shards, tmp_path / "r", steps=3, checkpoint_every=2)
-    hosts = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
-    procs = []
-    for i in range(2):
-        tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
-        cmd = [sys.executable, str(DRIVER), str(cfg), str(tmp_path / f"w{i}.npz")]
-        procs.append(
-            subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env={**env(), "TF_CONFIG": tf_config},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+def kinds_per_step(shards: Path, seed: int, patterns: list[np.ndarray], steps: int) -> list[list[int]]:
+    """Which pattern each example of the first `steps` global batches is, in the stream a 1-worker 2-replica fit
+    with global batch 2 builds (train.trainer: InputContext(1, 0, 2), the data seed of a fresh run = train.seed,
+    and the global seed set to train.seed first, which tf.data's seeded shuffles combine with their own)."""
+    import keras
+
+    from train.data import stack_replicas
+
+    keras.utils.set_random_seed(seed)
+    context = tf.distribute.InputContext(1, 0, 2)
+    stream = stack_replicas(make_dataset(str(shards), "train", 2, 32, True, context, seed), 2)
+    found = []
+    for blur, _ in stream.take(steps):
+        examples = blur.numpy().reshape(-1, 32, 32, 3)
+        found.append(
+            [next(k for k, p in enumerate(patterns) if np.allclose(x, p, atol=1e-6)) for x in examples]
         )
-    try:
-        logs = [p.communicate(timeout=240)[1] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert [p.returncode for p in procs] == [0, 0], logs
-    assert "MultiWorkerMirroredStrategy, 2 replica(s) on 2 worker(s)" in logs[0]
-    w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
-    assert int(w0["step"]) == int(w1["step"]) == 3
-    assert all(np.array_equal(w0[k], w1[k]) for k in w0.files)
+    return found
+
+
+@pytest.mark.slow
+def test_two_workers_train_like_one_worker_on_the_same_global_batches(tmp_path: Path) -> None:
+    """2 workers x 1 replica vs 1 worker x 2 replicas (MirroredStrategy), global batch 2, 3 steps.
+
+    The data makes the global batch of every step the same in both: two shard files, the first holding only
+    pattern P0, the second only P1, each a pair that every flip/rotation leaves unchanged. Two workers split the
+    files between them (one each), so each step's global batch is {P0, P1} whatever the shuffles. One worker
+    reads both files through one shuffled stream: the test picks the first seed whose first 3 global batches are
+    {P0, P1} too (asserted). With dropout and the gradient penalty off the order inside a batch does not matter,
+    so both runs must log the same losses and end with the same weights. If every worker read the same data,
+    the 2-worker global batch would hold one example twice ({P0, P0}, or twice the first example of the shared
+    stream): other losses at step 1 already.
+    Also: the workers end identical, and only the chief keeps model checkpoints and versions."""
+    pairs = [dihedral_pair(7.0, (1.0, 0.6, -0.4)), dihedral_pair(4.0, (-0.5, 1.0, 0.8))]
+    shards = write_pair_shards(tmp_path / "shards", [[pairs[0]] * 4, [pairs[1]] * 4])
+    patterns = [blur.astype(np.float32) / 127.5 - 1.0 for blur, _ in pairs]
+    seed = next(
+        s for s in range(100) if all(sorted(k) == [0, 1] for k in kinds_per_step(shards, s, patterns, 3))
+    )
+    train = {
+        "batch_size": 2,
+        "steps": 3,
+        "checkpoint_every": 2,
+        "seed": seed,
+        "generator": {"filters": 8, "blocks": 1, "dropout": 0.0},
+        "critic": {"filters": 8, "updates": 2, "gradient_penalty": 0.0},
+    }
+    cfg = config_file(tmp_path, shards, tmp_path / "r", **train)
+    workers = run_local_cluster(
+        lambda i: [sys.executable, str(DRIVER), str(cfg), str(tmp_path / f"w{i}.npz")],
+        tmp_path / "logs",
+        timeout=HANG,
+    )
+    assert [w.returncode for w in workers] == [0, 0], [w.stderr for w in workers]
+    assert "MultiWorkerMirroredStrategy, 2 replica(s) on 2 worker(s), global batch 2" in workers[0].stderr
+    one = tmp_path / "one"
+    cmd = [sys.executable, str(DRIVER), str(cfg), str(tmp_path / "one.npz"), "--logical-cpus", "2"]
+    cmd += ["--set", "train.strategy=mirrored", "--set", f"train.run_dir={one}"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=HANG)
+    assert done.returncode == 0, done.stderr
+    assert "MirroredStrategy, 2 replica(s) on 1 worker(s), global batch 2" in done.stderr
+
+    expected, got = logged_losses(one), logged_losses(tmp_path / "r")
+    # At step 1 the generator is the identity: the pixel loss is the mean L1 of the batch, here of {P0, P1}.
+    pixel = np.mean([np.abs(b / 127.5 - s / 127.5).mean() for b, s in pairs])
+    assert expected[("loss/pixel", 1)] == pytest.approx(pixel, rel=1e-5), (
+        "kinds_per_step is not the fit's stream"
+    )
+    assert got.keys() == expected.keys() and {step for _, step in got} == {1, 2, 3}
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    w0, w1, ref = (np.load(tmp_path / name) for name in ("w0.npz", "w1.npz", "one.npz"))
+    assert int(w0["step"]) == int(w1["step"]) == int(ref["step"]) == 3
+    for key in ref.files:
+        np.testing.assert_array_equal(w0[key], w1[key], err_msg=key)
+        np.testing.assert_allclose(w0[key], ref[key], rtol=0, atol=5e-6, err_msg=key)
     # Only the chief keeps model checkpoints and versions; the other worker keeps its data position.
     ckpts = tmp_path / "r" / "checkpoints"
     assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-3")
