@@ -190,6 +190,7 @@ def test_shard_overwrite_that_fails_keeps_the_published_dataset(
     assert inspect.returncode == 0, inspect.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", DISK_FULL)
 def test_fit_on_a_full_disk_leaves_only_complete_versions_and_checkpoints(
     how: str, shards: Path, tmp_path: Path
@@ -245,6 +246,7 @@ def test_read_only_output(
 # ---- a corrupt shard ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_flipped_byte_in_a_shard_stops_fit_naming_the_file_or_is_skipped(
     shards: Path, tmp_path: Path
 ) -> None:
@@ -276,6 +278,7 @@ def test_flipped_byte_in_a_shard_stops_fit_naming_the_file_or_is_skipped(
 # ---- two trainers, and a trainer killed while writing a version -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete_ones(
     shards: Path, tmp_path: Path
 ) -> None:
@@ -333,6 +336,7 @@ def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete
 # ---- two local workers from the CLI ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_local_workers_from_the_cli_only_the_chief_writes(shards: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cfg = fit_config(tmp_path, shards, run_dir, steps=4, batch_size=4)
@@ -361,6 +365,7 @@ def test_two_local_workers_from_the_cli_only_the_chief_writes(shards: Path, tmp_
 # ---- shard killed mid-run ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_shard_killed_mid_run_then_rerun_publishes_a_correct_dataset(
     organized_dir: Path, no_config: Path, tmp_path: Path
 ) -> None:

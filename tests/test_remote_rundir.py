@@ -226,6 +226,7 @@ except DataError as exc:
 """
 
 
+@pytest.mark.slow
 def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/run"
     procs = [
@@ -250,6 +251,7 @@ def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None
 # ---- fit, resume, evaluate, deblur, export on ram:// ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
     shards: Path, tmp_path: Path, organized_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,6 +317,7 @@ def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
 # ---- real processes on a file:// URL --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_killed_mid_version_on_an_object_store_lists_only_complete_versions(
     shards: Path, tmp_path: Path
 ) -> None:

@@ -69,6 +69,7 @@ except DataError as exc:
 """
 
 
+@pytest.mark.slow
 def test_two_fits_taking_over_the_same_stale_lock_at_once_one_wins(tmp_path: Path) -> None:
     """After a crash, two fits restarted at the same instant both find the dead pid's lock: exactly one may take
     it over (unlink-and-recreate let both win: each removed the other's fresh lock)."""

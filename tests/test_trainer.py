@@ -86,6 +86,7 @@ def test_steps_until_boundary_stops_at_logs_checkpoints_versions_and_end() -> No
     assert steps_until_boundary(99, t, cap=100) == 1
 
 
+@pytest.mark.slow
 def test_resume_3_plus_3_steps_equals_6_steps(shards: Path, tmp_path: Path) -> None:
     """Rerunning fit on the same run dir continues at the exact step with the exact next batch and RNG state."""
     resumed = tmp_path / "resumed"
@@ -147,6 +148,7 @@ def test_changed_model_shape_is_refused(shards: Path, tmp_path: Path) -> None:
         run(tiny(shards, tmp_path / "r", steps=2, generator={"filters": 8, "blocks": 2}))
 
 
+@pytest.mark.slow
 def test_changed_batch_size_resumes_weights_with_a_fresh_data_stream(
     shards: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
@@ -163,6 +165,7 @@ def test_changed_batch_size_resumes_weights_with_a_fresh_data_stream(
     assert json.loads((tmp_path / "r" / "run.json").read_text())["data_seed"] == record["data_seed"]
 
 
+@pytest.mark.slow
 def test_mixed_float16_scales_each_loss_and_checkpoints_the_scales(shards: Path, tmp_path: Path) -> None:
     """The GPU precision path (LossScaleOptimizer per optimizer) runs on CPU too, slowly: 2 tiny steps."""
     import keras
@@ -197,6 +200,7 @@ def test_dir_without_dataset_json_is_refused_by_the_cli(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     shards: Path, tmp_path: Path
 ) -> None:
@@ -207,6 +211,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     assert [v.step for v in list_versions(tmp_path / "r")] == [2]
 
 
+@pytest.mark.slow
 def test_loss_goes_down_on_a_tiny_overfit_case(tmp_path: Path) -> None:
     one = write_shards(tmp_path / "one", pairs=1, crop_size=32, crops_per_pair=1, shards={"train": 1})
     cfg = tiny(
@@ -238,6 +243,7 @@ def _wait_for_step(proc: subprocess.Popen, step: int) -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(shards: Path, tmp_path: Path) -> None:
     cfg = config_file(tmp_path, shards, tmp_path / "r", steps=100_000, checkpoint_every=1000)
     proc = _start_fit(cfg)
@@ -253,6 +259,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes(shards: Path, tmp_path
     assert resumed.step == step + 1
 
 
+@pytest.mark.slow
 def test_sigkill_between_checkpoints_resumes_from_the_last_one(shards: Path, tmp_path: Path) -> None:
     cfg = config_file(tmp_path, shards, tmp_path / "r", steps=100_000, checkpoint_every=2, version_every=1000)
     proc = _start_fit(cfg)
@@ -286,6 +293,7 @@ def logged_losses(run_dir: Path) -> dict[tuple[str, int], float]:
     return found
 
 
+@pytest.mark.slow
 def test_same_step_on_1_and_2_replicas_gives_the_same_weights_and_losses(
     shards: Path, tmp_path: Path
 ) -> None:
