@@ -6,6 +6,11 @@ Tests run as root here and in CI, where permission bits stop nothing, so faults 
 - where namespaces are not allowed (unprivileged containers), a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored):
   writes past the limit fail with EFBIG;
 - a path under a regular file (ENOTDIR), which no privilege can write through.
+
+And the plumbing every subprocess test shares, free of the usual flakes: waiting for a child's line with a
+timeout (`read_until`, `rest_of`), releasing racing children at one instant (`start_together`), killing a child
+when a condition holds (`kill_when`), and local multi-worker clusters that retry a taken port
+(`run_local_cluster`).
 """
 
 from __future__ import annotations
@@ -430,4 +435,4 @@ def run_local_cluster(
         done = [Worker(p.pid, p.returncode, path.read_text()) for p, path in zip(procs, paths, strict=True)]
         if not any(PORT_TAKEN in w.stderr for w in done):
             return done
-    return done
+    return done  # still no port after `attempts` tries: the caller's returncode check shows why
