@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import tensorflow as tf
-
 from train.schedule import LinearDecay, linear_decay
 
 
