@@ -135,7 +135,9 @@ def split_problems(
         for name, counts in sorted(sources.items()):
             got = sum(s.per_source.get(name, 0) for s in scans)
             if got != counts.get("examples"):
-                problems.append(f"{split}: {got} records of source {name}, dataset.json says {counts.get('examples')}")
+                problems.append(
+                    f"{split}: {got} records of source {name}, dataset.json says {counts.get('examples')}"
+                )
         if sum(c.get("pairs", 0) for c in sources.values()) != entry.get("pairs"):
             problems.append(f"{split}: its sources' pairs do not add up to its {entry.get('pairs')} pairs")
     if rejects is not None and rejects.get(split, 0) != entry.get("rejected", 0):

@@ -113,7 +113,12 @@ def test_organize_links_every_good_pair(raw, tmp_path, link):
     for row in rows:
         assert set(row) == {"split", "scene", "frame", "a", "b", "width", "height", "blur", "source"}
         assert row["a"] == f"{row['split']}/A/{row['scene']}_{row['frame']}.png"
-        assert (row["width"], row["height"], row["blur"], row["source"]) == (48, 32, "blur_gamma", "GOPRO_Large")
+        assert (row["width"], row["height"], row["blur"], row["source"]) == (
+            48,
+            32,
+            "blur_gamma",
+            "GOPRO_Large",
+        )
         for key, folder in (("a", "blur_gamma"), ("b", "sharp")):
             src = raw / row["split"] / row["scene"] / folder / f"{row['frame']}.png"
             dst = out / row[key]
