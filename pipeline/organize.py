@@ -247,10 +247,8 @@ def _organize(cfg: OrganizeConfig, raw: Path, out: Path, verify: bool, strict: b
     link = "hardlink, fell back to copy" if stats.fell_back else cfg.link
     how = f"blur: {p.blur}, link: {link}" if p.blur else f"layout {p.layout}, link: {link}"
     log(f"organized {splits} pairs of {p.source} into {out} ({how})")
-    if merged.replaced:
-        log(
-            f"replaced {p.source}'s previous {len(merged.replaced)} pairs in {', '.join(sorted(set(p.splits)))}"
-        )
+    if merged.replaced and sorted(merged.replaced) != sorted(manifest_row(pair, p.blur) for pair in p.pairs):
+        log(f"replaced {p.source}'s previous {len(merged.replaced)} pairs in {', '.join(p.splits)}")
     others = merged.other_sources()
     if others:
         listing = ", ".join(f"{name} {n}" for name, n in others.items())

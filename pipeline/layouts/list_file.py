@@ -80,6 +80,10 @@ def read_list(path: Path) -> list[tuple[int, str, str]]:
     return rows
 
 
+def _list_files(raw: Path) -> list[str]:
+    return sorted(p.name for p in raw.glob("*list*.txt") if p.is_file()) if raw.is_dir() else []
+
+
 class ListLayout:
     name = "list"
     expected = (
@@ -87,14 +91,14 @@ class ListLayout:
     )
 
     def detect(self, raw: Path) -> str | None:
-        if not raw.is_dir():
-            return None
-        lists = sorted(p.name for p in raw.glob("*list*.txt") if p.is_file())
-        return f"{', '.join(lists)} (give --list FILE --split NAME)" if lists else None
+        lists = _list_files(raw)
+        return ", ".join(lists) if lists else None
 
     def plan(self, args: LayoutArgs) -> Plan:
         if not args.list_file:
-            raise UsageError(f"--layout list needs --list FILE; expected {self.expected}")
+            found = _list_files(Path(args.raw))
+            held = f"{args.raw} holds {', '.join(found)}; " if found else ""
+            raise UsageError(f"--layout list needs --list FILE: {held}pass --list FILE --split NAME")
         split = require_split(args, "a pair list holds one split")
         raw = Path(args.raw).absolute()
         list_path = resolve_path(raw, args.list_file, "--list")
