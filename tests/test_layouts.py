@@ -42,7 +42,7 @@ def test_pairs_layout_on_an_mprnet_tree(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = organize("--raw", str(raw), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "layout: pairs (detected: test,train/{input,target}); source: HIDE" in result.output
+    assert "layout: pairs (detected: {test,train}/{input,target}); source: HIDE" in result.output
     assert "organized 2 train + 2 test pairs of HIDE into" in result.output
     got = rows(out)
     assert [(r["split"], r["scene"], r["frame"], r["a"], r["b"], r["source"], r["blur"]) for r in got] == [

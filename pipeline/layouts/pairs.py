@@ -74,7 +74,10 @@ class PairsLayout:
         if _has_pair_folders(raw):
             return f"{{{BLUR_DIR},{SHARP_DIR}}}/ (give --split)"
         splits = [name for name in subdirs(raw) if _has_pair_folders(raw / name)]
-        return f"{','.join(splits)}/{{{BLUR_DIR},{SHARP_DIR}}}" if splits else None
+        if not splits:
+            return None
+        where = splits[0] if len(splits) == 1 else "{" + ",".join(splits) + "}"
+        return f"{where}/{{{BLUR_DIR},{SHARP_DIR}}}"
 
     def plan(self, args: LayoutArgs) -> Plan:
         folders, whole, roots = _folders(args)
