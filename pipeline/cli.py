@@ -14,6 +14,7 @@ import typer
 from pipeline import __version__
 from pipeline.cli_base import ConfigOpt, Group, beam_config_defaults, config_defaults
 from pipeline.console import cli_errors, set_debug
+from pipeline.layouts import LAYOUT_CHOICES
 
 app = typer.Typer(
     name="gopro-prep",
@@ -30,11 +31,7 @@ class Blur(StrEnum):
     blur_gamma = "blur_gamma"
 
 
-class Layout(StrEnum):
-    auto = "auto"
-    gopro = "gopro"
-    pairs = "pairs"
-    list = "list"
+Layout = StrEnum("Layout", {name: name for name in LAYOUT_CHOICES})  # auto + every registered layout
 
 
 class Link(StrEnum):

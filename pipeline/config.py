@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.layouts import LAYOUT_CHOICES
 from train.archs import ARCHS, DEFAULT_ARCH
 
 DEFAULT_CONFIG_NAME = "pipeline.yaml"
@@ -33,7 +34,7 @@ SPLIT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # split and source names become fo
 class OrganizeConfig(_Section):
     raw: str = "GOPRO_Large"
     out: str = "data/organized"
-    layout: Literal["auto", "gopro", "pairs", "list"] = "auto"
+    layout: Literal[LAYOUT_CHOICES] = "auto"  # type: ignore[valid-type]  # auto | each registered layout
     blur: Literal["blur", "blur_gamma"] = "blur_gamma"  # gopro layout: the blurred folder
     link: Literal["hardlink", "symlink", "copy"] = "hardlink"
     blur_dir: str | None = None  # pairs layout: the blurred folder (as given, or relative to raw)

@@ -44,6 +44,11 @@ class Pair:
     blur: str | None = None
     source: str | None = None
 
+    def order(self) -> tuple[str, str, str, str, str]:
+        """The manifest's order: by split, scene and frame (then source and file, which only tell apart rows
+        that could never both be written)."""
+        return (self.split, self.scene, self.frame, self.source or "", self.a)
+
     def row(self) -> dict[str, Any]:
         """The manifest line's object (key order as written)."""
         row = asdict(self)

@@ -153,7 +153,7 @@ def apply(p: Plan, out: Path, link: str, merged: Merge | None = None) -> ApplySt
         # complete again at the end: a run that fails midway (full disk) leaves no manifest naming a file it has
         # half replaced, and the other sources' rows are never lost.
         if merged.kept:
-            manifest.write_manifest(out, sorted(merged.kept))
+            manifest.write_manifest(out, sorted(merged.kept, key=manifest.Pair.order))
         else:
             (out / manifest.MANIFEST_FILE).unlink(missing_ok=True)
 
@@ -168,9 +168,7 @@ def apply(p: Plan, out: Path, link: str, merged: Merge | None = None) -> ApplySt
                 written += 1
             else:
                 unchanged += 1
-    rows = sorted(
-        merged.kept + [manifest_row(pair, p.blur) for pair in p.pairs]
-    )  # by (split, scene, frame, ...)
+    rows = sorted(merged.kept + [manifest_row(pair, p.blur) for pair in p.pairs], key=manifest.Pair.order)
     manifest.write_manifest(out, rows)
     rejects = merged.kept_rejects + [reject_row(r, p.source) for r in p.rejects]
     manifest.write_jsonl(
@@ -247,7 +245,8 @@ def _organize(cfg: OrganizeConfig, raw: Path, out: Path, verify: bool, strict: b
     link = "hardlink, fell back to copy" if stats.fell_back else cfg.link
     how = f"blur: {p.blur}, link: {link}" if p.blur else f"layout {p.layout}, link: {link}"
     log(f"organized {splits} pairs of {p.source} into {out} ({how})")
-    if merged.replaced and sorted(merged.replaced) != sorted(manifest_row(pair, p.blur) for pair in p.pairs):
+    now = sorted((manifest_row(pair, p.blur) for pair in p.pairs), key=manifest.Pair.order)
+    if merged.replaced and sorted(merged.replaced, key=manifest.Pair.order) != now:
         log(f"replaced {p.source}'s previous {len(merged.replaced)} pairs in {', '.join(p.splits)}")
     others = merged.other_sources()
     if others:
