@@ -22,15 +22,22 @@ def main() -> None:
     args = parser.parse_args()
 
     from pipeline.fsio import write_png
-    from train.deblur import read_rgb, sample_grid
-    from train.versions import load_generator
+    from train import Deblurrer
+    from train.inference.images import read
+    from train.samples import sample_grid
 
     rows = [json.loads(line) for line in (args.organized / "manifest.jsonl").read_text().splitlines() if line]
     rows = [r for r in rows if r["split"] == args.split][: args.pairs]
-    blur = np.stack([read_rgb(args.organized / r["a"]) for r in rows])
-    sharp = np.stack([read_rgb(args.organized / r["b"]) for r in rows])
+    blur = np.stack([read(args.organized / r["a"]) for r in rows])
+    sharp = np.stack([read(args.organized / r["b"]) for r in rows])
+    deblur = Deblurrer(str(args.version_dir))
+    deblurred = np.stack([deblur(b) for b in blur])
+
+    def signed(x: np.ndarray) -> np.ndarray:  # sample_grid takes [-1, 1] batches
+        return x.astype(np.float32) / 127.5 - 1.0
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(args.out, sample_grid(load_generator(args.version_dir), blur, sharp))
+    write_png(args.out, sample_grid(signed(blur), signed(deblurred), signed(sharp)))
     print(f"wrote {args.out}")
 
 

@@ -1,80 +1,125 @@
-"""`trainctl export`: a SavedModel whose serving signature deblurs uint8 images of any size like the Keras model."""
+"""`trainctl export`: SavedModel, TFLite (float32 / float16) and Keras exports deblur like the Keras model, at odd
+sizes, for both architectures (NAFNet with TLC, as evaluate and deblur run it)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_generators import local_generator, save_version
+from fault_helpers import ROOT, env
+from test_deblurrer import random_weights
 from typer.testing import CliRunner
 
-from train import deblur, export
+from train import archs
+from train.archs import deblurgan, nafnet
 from train.cli import app
+from train.inference import export
+from train.inference.deblurrer import Deblurrer
+from train.versions import write_version
 
 runner = CliRunner()
+ARCHS = {
+    "deblurgan": deblurgan.DeblurGanSettings(filters=4, blocks=1, dropout=0.0),
+    "nafnet": nafnet.NafNetSettings(width=4, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1)),
+}
 
 
-@pytest.fixture(scope="module")
-def version(tmp_path_factory) -> Path:
-    return save_version(tmp_path_factory.mktemp("run"), local_generator(seed=4), step=42)
+def arch_version(run_dir: Path, name: str, seed: int = 4) -> Path:
+    """A version with random weights (an untrained generator is near the identity) and its arch in meta.json."""
+    settings = ARCHS[name]
+    model = random_weights(archs.build(settings, dtype="float32"), seed=seed)
+    meta = {"step": 42, "arch": archs.of(settings).describe(settings, train_size=16)}
+    return Path(write_version(run_dir, model, meta))
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHS))
+def version(request, tmp_path_factory) -> Path:
+    return arch_version(tmp_path_factory.mktemp(f"run_{request.param}"), request.param)
 
 
 def _images(n: int, h: int, w: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
 
 
-def test_round_trip_matches_keras_model(tmp_path: Path, version: Path) -> None:
+def test_savedmodel_round_trip_matches_the_deblurrer(tmp_path: Path, version: Path) -> None:
     out = tmp_path / "export"
     result = runner.invoke(app, ["export", "--model", str(version), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "serving_default" in result.output
-    assert json.loads((out / "meta.json").read_text())["step"] == 42
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["step"] == 42 and meta["export"]["format"] == "savedmodel"
+    assert meta["export"]["tlc"] is (meta["arch"]["name"] == "nafnet")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
-
-    loaded = tf.saved_model.load(str(out))
-    serve = loaded.signatures["serving_default"]
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
     _, inputs = serve.structured_input_signature
     assert inputs["images"].dtype == tf.uint8 and inputs["images"].shape.as_list() == [None, None, None, 3]
-
-    predict = deblur.make_predict(local_generator(seed=4))
+    d = Deblurrer(str(version))
     for n, h, w in ((2, 37, 53), (1, 64, 64), (1, 1, 5)):  # odd sizes, a stride multiple, a sliver
         batch = _images(n, h, w, seed=h)
         got = serve(images=tf.constant(batch))["deblurred"].numpy()
         assert got.dtype == np.uint8 and got.shape == batch.shape
-        want = np.stack([deblur.deblur_image(predict, img, stride=4) for img in batch])
-        np.testing.assert_array_equal(got, want)
+        want = np.stack([d(img) for img in batch])
+        assert np.abs(got.astype(int) - want).max() <= 1  # the same function; float rounding only
 
 
-def test_reexport_replaces_and_foreign_folder_is_refused(tmp_path: Path, version: Path) -> None:
+def test_tflite_float32_and_float16_match_the_keras_model(tmp_path: Path, version: Path, capsys) -> None:
+    d = Deblurrer(str(version))
+    image = _images(1, 37, 53, seed=3)
+    want = d(image[0]).astype(int)
+    for float16 in (False, True):
+        path = export.run(version, tmp_path / f"tfl{int(float16)}", fmt="tflite", float16=float16)
+        runner_ = tf.lite.Interpreter(model_path=path).get_signature_runner("serving_default")
+        got = runner_(images=image)["deblurred"][0].astype(int)
+        diff = np.abs(got - want)
+        print(f"tflite float16={float16}: max {diff.max()}, mean {diff.mean():.4f} levels")
+        assert got.shape == want.shape
+        assert diff.max() <= (4 if float16 else 1)  # float32: the same function; float16: reported, bounded
+    assert json.loads((tmp_path / "tfl1" / "meta.json").read_text())["export"]["float16"] is True
+
+
+def test_keras_export_loads_with_import_train_and_runs_like_the_version(
+    tmp_path: Path, version: Path
+) -> None:
+    path = export.run(version, tmp_path / "k", fmt="keras")
+    meta = json.loads((tmp_path / "k" / "meta.json").read_text())
+    lo, hi = meta["arch"]["input_range"]
+    x = np.random.default_rng(0).uniform(0, 1, (1, 32, 48, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x * (hi - lo) + lo)
+    code = (
+        "import sys, numpy as np, train, keras; m = keras.saving.load_model(sys.argv[1]); "
+        "np.save(sys.argv[3], m(np.load(sys.argv[2])).numpy())"
+    )
+    args = [path, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    y = (np.load(tmp_path / "y.npy") - lo) / (hi - lo)
+    want = Deblurrer(str(version)).restore(x[0])
+    np.testing.assert_allclose(np.clip(y[0], 0, 1), want, atol=1e-5)
+
+
+def test_reexport_replaces_and_foreign_folder_is_refused(tmp_path: Path) -> None:
+    version = arch_version(tmp_path / "run", "deblurgan")
     out = tmp_path / "export"
     export.run(version, out)
     (out / "stale.txt").write_text("from the previous export")
     export.run(version, out)
     assert (out / "saved_model.pb").is_file() and not (out / "stale.txt").exists()
-
     foreign = tmp_path / "docs"
     foreign.mkdir()
     (foreign / "notes.md").write_text("mine")
     result = runner.invoke(app, ["export", "--model", str(version), "--out", str(foreign)])
     assert result.exit_code == 2 and "is not a SavedModel; refusing" in result.output
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.md"]
-
     result = runner.invoke(app, ["export", "--model", str(tmp_path), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "not a generator version dir" in result.output
-
-
-def test_project_generator_exports(tmp_path: Path) -> None:
-    """The DeblurGAN generator (custom layers, instance norm) serves any size through the SavedModel."""
-    from train.archs.deblurgan import DeblurGanSettings, build
-
-    model = build(DeblurGanSettings(filters=4, blocks=1))
-    out = export.run(save_version(tmp_path / "run", model), tmp_path / "export")
-    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
-    batch = _images(1, 50, 70, seed=5)
-    got = serve(images=tf.constant(batch))["deblurred"].numpy()
-    want = deblur.deblur_image(deblur.make_predict(model), batch[0], stride=4)
-    assert got.shape == batch.shape
-    assert np.abs(got[0].astype(int) - want).max() <= 1
+    result = runner.invoke(
+        app, ["export", "--model", str(version), "--out", str(tmp_path / "y"), "--format", "onnx"]
+    )
+    assert result.exit_code == 2 and "--format onnx: unknown (use savedmodel, tflite, keras)" in result.output

@@ -368,7 +368,7 @@ def test_two_local_workers_from_the_cli_only_the_chief_writes(shards: Path, tmp_
             p.kill()
     assert [p.returncode for p in procs] == [0, 0], logs
     chief, other = logs
-    assert ("fit: MultiWorkerMirroredStrategy, 2 replica(s) on 2 worker(s), global batch 4 (2 per replica)"
+    assert ("MultiWorkerMirroredStrategy, 2 replica(s) on 2 worker(s), global batch 4 (2 per replica)"
             in chief)  # fmt: skip
     assert "version v0002 at step 4" in chief
     assert not [line for line in other.splitlines() if line.startswith(("version ", "fit: ", "step "))], other

@@ -34,6 +34,7 @@ def test_schedule_values() -> None:
     assert [schedule_value(linear, 100, s) for s in (0, 50, 75, 100)] == pytest.approx(
         [1e-3, 1e-3, 5e-4, 0.0]
     )
+    assert schedule_value(OptimizerConfig(lr=0.1, decay_start=1000), 300, 500) == 0.1  # decay never starts
     cosine = OptimizerConfig(name="adamw", lr=1e-3, schedule="cosine", min_lr=1e-7)
     assert schedule_value(cosine, 200, 0) == pytest.approx(1e-3)
     assert schedule_value(cosine, 200, 100) == pytest.approx(1e-7 + 0.5 * (1e-3 - 1e-7))
@@ -67,3 +68,24 @@ def test_clip_norm_scales_the_whole_gradient_to_the_limit() -> None:
         loss = 3.0 * a[0] + 4.0 * a[1] + 12.0 * b[0]  # gradient (3, 4, 12): global norm 13
     apply(Probe(), tape, loss, [a, b], clip_norm=1.3)
     np.testing.assert_allclose(np.concatenate(seen["grads"]), [0.3, 0.4, 1.2], rtol=1e-6)
+
+
+def test_rate_follows_the_step_not_the_optimizers_own_update_count() -> None:
+    """A critic updated 5 times per step sees the same rate as the generator (its iterations count 5x faster)."""
+    o = OptimizerConfig(lr=1e-3, decay_start=0)
+    step = tf.Variable(0, dtype=tf.int64)
+    generator, critic = (make_optimizer(o, 100, step, False, n) for n in ("g", "c"))
+    v, w = tf.Variable([1.0]), tf.Variable([1.0])
+    generator.build([v])
+    critic.build([w])
+    for s in range(3):
+        step.assign(s * 10)
+        generator.apply_gradients([(tf.constant([0.1]), v)])
+        for _ in range(5):
+            critic.apply_gradients([(tf.constant([0.1]), w)])
+        assert (
+            float(critic.learning_rate)
+            == float(generator.learning_rate)
+            == pytest.approx(1e-3 * (1 - s / 10))
+        )
+    assert int(critic.iterations) == 5 * int(generator.iterations)

@@ -27,8 +27,9 @@ from tiny_generators import local_generator
 
 from pipeline.config import Config, load_config
 from pipeline.errors import DataError, UsageError
-from train import evaluate, export, rundir, runlock, versions
-from train.deblur import run as deblur_run
+from train import evaluate, rundir, runlock, versions
+from train.inference import export, files
+from train.inference.deblurrer import Deblurrer
 from train.trainer import run as fit
 
 gfile = tf.io.gfile
@@ -282,9 +283,10 @@ def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
     assert json.loads(rundir.read_text(f"{root}/eval.json")) == result
 
     image = next((organized_dir / "test" / "A").glob("*.png"))
+    deblurrer = Deblurrer(f"{root}/generator/v0002")
     with pytest.raises(UsageError, match="gs://b/out: deblur reads and writes local files"):
-        deblur_run(f"{root}/generator/v0002", [image], "gs://b/out")
-    assert deblur_run(f"{root}/generator/v0002", [image], tmp_path / "out") == 0
+        files.run(deblurrer, [image], "gs://b/out")
+    assert files.run(deblurrer, [image], tmp_path / "out") == 0
     deblurred = cv2.imread(str(tmp_path / "out" / image.name), cv2.IMREAD_COLOR)
     assert deblurred.shape == cv2.imread(str(image)).shape
 

@@ -5,7 +5,7 @@
     import train, keras
     generator = keras.saving.load_model("runs/x/generator/v0002/generator.keras")
 
-works in a fresh process. Importing Keras costs seconds, and `trainctl --help` or `trainctl versions` must not pay
+works in a fresh process, and `from train import Deblurrer` is the Python API (train/inference/deblurrer.py). Importing Keras costs seconds, and `trainctl --help` or `trainctl versions` must not pay
 it: registration therefore happens when Keras is imported (at once if it already is), through a small import hook.
 """
 
@@ -58,3 +58,12 @@ def _install() -> None:
 
 
 _install()
+
+
+def __getattr__(name: str) -> Any:
+    """`from train import Deblurrer`: the Python API (imported on first use, so `import train` stays light)."""
+    if name == "Deblurrer":
+        from train.inference.deblurrer import Deblurrer
+
+        return Deblurrer
+    raise AttributeError(f"module 'train' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""`trainctl`: train DeblurGAN on the shards, evaluate, deblur images, export SavedModels, list versions.
+"""`trainctl`: train generators (DeblurGAN, NAFNet) on the shards, evaluate, deblur images and videos, export
+them (SavedModel, TFLite, Keras), list versions.
 
 Commands parse flags, load pipeline.yaml, and call one library function; TensorFlow is imported inside commands.
 """
@@ -17,7 +18,7 @@ from pipeline.console import cli_errors, log, set_debug
 
 app = typer.Typer(
     name="trainctl",
-    help="Train and use DeblurGAN generators: fit -> versions -> evaluate / deblur / export.",
+    help="Train and use deblurring generators: fit -> versions -> evaluate / deblur / export.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -42,6 +43,17 @@ ModelOpt = Annotated[
 VersionOpt = Annotated[
     str | None,
     typer.Option("--version", help="latest, best or vNNNN, when --model is a run dir (default: latest)."),
+]
+NoTlcOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-tlc",
+        help="Turn off test-time local statistics (TLC; on by default for NAFNet, recorded in results).",
+    ),
+]
+EnsembleOpt = Annotated[
+    bool,
+    typer.Option("--ensemble", help="Average the x8 self-ensemble (flips and transposes): slower, better."),
 ]
 
 
@@ -98,6 +110,8 @@ def evaluate(
     out: Annotated[
         str | None, typer.Option("--out", help="Also write the metrics JSON here (local or gs://...).")
     ] = None,
+    no_tlc: NoTlcOpt = False,
+    ensemble: EnsembleOpt = False,
     set_: SetOpt = None,
     config_file: ConfigOpt = None,
 ) -> None:
@@ -113,13 +127,16 @@ def evaluate(
         _quiet_tensorflow()
         from train.evaluate import run
 
-        run(cfg, version=version, split=split, out=out, srcs=src or None)
+        run(cfg, version=version, split=split, out=out, tlc=not no_tlc, ensemble=ensemble, srcs=src or None)
 
 
 @app.command(cls=Command)
 def deblur(
-    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...", help="Image files or folders.")],
-    out: Annotated[str, typer.Option("--out", help="Output folder (same names, PNG).")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(metavar="INPUT...", help="Images (PNG, JPEG, TIFF, WebP, BMP), folders, videos."),
+    ],
+    out: Annotated[str, typer.Option("--out", help="Output folder: images as NAME.png, videos as NAME.mp4.")],
     model: ModelOpt = None,
     version: VersionOpt = None,
     tile: Annotated[
@@ -130,31 +147,46 @@ def deblur(
             help="Cut images larger than this per side into overlapping, blended tiles (bounds memory).",
         ),
     ] = 2048,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per model call.")] = 4,
+    no_tlc: NoTlcOpt = False,
+    ensemble: EnsembleOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Deblur images of any size with a generator version; exit 1 if any input failed."""
+    """Deblur images and videos of any size with a generator version; exit 1 if any input failed."""
     with cli_errors():
         version_dir = _model(model, version, config)
-        from train.deblur import run
+        from train.inference import files
+        from train.inference.deblurrer import Deblurrer, load
 
-        failed = run(version_dir, inputs, out, tile=tile)
-        if failed:
+        deblurrer = Deblurrer(load(version_dir, tlc=not no_tlc), tile=tile, ensemble=ensemble)
+        if files.run(deblurrer, inputs, out, batch=batch):
             raise typer.Exit(1)
 
 
 @app.command(cls=Command)
 def export(
-    out: Annotated[str, typer.Option("--out", help="SavedModel output dir (local or gs://...).")],
+    out: Annotated[str, typer.Option("--out", help="Output dir (local or gs://...).")],
     model: ModelOpt = None,
     version: VersionOpt = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="savedmodel (uint8 serving signature), tflite or keras.")
+    ] = "savedmodel",
+    float16: Annotated[
+        bool, typer.Option("--float16", help="TFLite with float16 weights (half the size).")
+    ] = False,
+    no_tlc: NoTlcOpt = False,
+    ensemble: Annotated[
+        bool,
+        typer.Option("--ensemble", help="SavedModel that averages the x8 self-ensemble (8x the compute)."),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Export a generator version as a TF SavedModel (uint8 RGB in, uint8 RGB out, any size)."""
+    """Export a generator version: SavedModel or TFLite (uint8 RGB in and out, any size), or a Keras file."""
     with cli_errors():
         version_dir = _model(model, version, config)
-        from train.export import run
+        from train.inference.export import run
 
-        run(version_dir, out)
+        run(version_dir, out, fmt=fmt, tlc=not no_tlc, float16=float16, ensemble=ensemble)
 
 
 @app.command(cls=Command)

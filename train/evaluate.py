@@ -27,7 +27,6 @@ from pipeline.config import Config
 from pipeline.console import log, track
 from pipeline.errors import DataError
 from train import rundir
-from train.deblur import forward_fn, pad_to_stride, to_uint8
 from train.pair_scores import PairScore, align_for, score_pair, summarize
 
 
@@ -85,26 +84,28 @@ def evaluation_strategy(name: str) -> Any:
 
 
 def make_batch_predictor(
-    generator: Any, strategy: Any, stride: int, input_range: tuple[float, float] = (-1.0, 1.0)
+    generator: Any, strategy: Any, spec: Any, ensemble: bool = False
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """uint8 [b,h,w,3] -> uint8 deblurred, the batch split evenly over the strategy's replicas."""
+    """uint8 [b,h,w,3] -> uint8 deblurred, through the one serving body (pad -> model -> crop -> uint8), the batch
+    split evenly over the strategy's replicas."""
     import tensorflow as tf
 
-    forward = forward_fn(generator, input_range)
+    from train.inference.serving import restore_uint8
+
+    restore = restore_uint8(generator, spec, ensemble)
     replicas = strategy.num_replicas_in_sync
 
     @tf.function(reduce_retracing=True)
     def step(images: Any) -> Any:
-        return strategy.run(forward, args=(images,))
+        return strategy.run(restore, args=(images,))
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        n, h, w = batch.shape[:3]
-        padded = np.stack([pad_to_stride(img, stride) for img in batch])
+        n = batch.shape[0]
         # Equal shapes on every replica and on every call: repeat the last frame to fill the batch.
         fill = -n % replicas
         if fill:
-            padded = np.concatenate([padded, np.repeat(padded[-1:], fill, axis=0)])
-        chunks = np.split(padded, replicas)
+            batch = np.concatenate([batch, np.repeat(batch[-1:], fill, axis=0)])
+        chunks = np.split(batch, replicas)
         if replicas == 1:
             values: Any = tf.constant(chunks[0])
         else:
@@ -112,8 +113,7 @@ def make_batch_predictor(
                 lambda ctx: tf.constant(chunks[ctx.replica_id_in_sync_group])
             )
         parts = strategy.experimental_local_results(step(values))
-        out = np.concatenate([p.numpy() for p in parts])
-        return to_uint8(out[:n, :h, :w])
+        return np.concatenate([p.numpy() for p in parts])[:n]
 
     return predict
 
@@ -157,10 +157,13 @@ def evaluate_version(
     batch_size: int,
     strategy: Any,
     tlc: bool = True,
+    ensemble: bool = False,
     align: str = "auto",
 ) -> dict[str, Any]:
     """Score one generator version on a split of an organized dir; returns the result dict (see summarize)."""
-    return evaluate_sources(version_dir, [src], split, crop_border, batch_size, strategy, tlc, align)[0]
+    return evaluate_sources(
+        version_dir, [src], split, crop_border, batch_size, strategy, tlc, ensemble, align
+    )[0]
 
 
 def evaluate_sources(
@@ -171,16 +174,18 @@ def evaluate_sources(
     batch_size: int,
     strategy: Any,
     tlc: bool = True,
+    ensemble: bool = False,
     align: str = "auto",
 ) -> list[dict[str, Any]]:
     """Score one generator version on a split of each organized dir (the model loaded once); one result per dir,
     in the order given. Every dir's manifest is read before the model loads, so a wrong path fails fast."""
-    from train.deblur import load_inference_model
+    from train.inference.deblurrer import load
 
     rows_of = {src: read_split_rows(src, split) for src in dict.fromkeys(srcs)}
     with strategy.scope():
-        generator, spec, used_tlc = load_inference_model(version_dir, tlc)
-    predict = make_batch_predictor(generator, strategy, spec.stride, spec.input_range)
+        loaded = load(version_dir, tlc)
+    spec, used_tlc = loaded.spec, loaded.tlc
+    predict = make_batch_predictor(loaded.model, strategy, spec, ensemble)
     results = []
     for src, rows in rows_of.items():
         started = time.monotonic()
@@ -191,6 +196,8 @@ def evaluate_sources(
         result["src"] = str(src)
         if spec.tlc_base() is not None:
             result["tlc"] = used_tlc
+        if ensemble:
+            result["ensemble"] = True
         result["replicas"] = int(strategy.num_replicas_in_sync)
         result["seconds"] = round(time.monotonic() - started, 3)
         results.append(result)
@@ -204,6 +211,7 @@ def run(
     out: str | Path | None = None,
     strategy: Any = None,
     tlc: bool = True,
+    ensemble: bool = False,
     srcs: Sequence[str] | None = None,
     align: str | None = None,
 ) -> dict[str, Any]:
@@ -225,6 +233,7 @@ def run(
         ev.batch_size,
         strategy,
         tlc,
+        ensemble,
         align or ev.align,
     )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

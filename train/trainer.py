@@ -270,7 +270,7 @@ class _Fit:
             else:
                 self._inference.set_weights(model.get_weights())
             model = self._inference
-        result = self._validator(model, spec.stride, spec.input_range, step)
+        result = self._validator(model, spec, step)
         self.validation = (step, result)
         self.runlog.scalars(step, "validation", headline(result))
         log(

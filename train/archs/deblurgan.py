@@ -63,7 +63,7 @@ def build(
     import keras
     from keras import layers
 
-    from train.archs.layers import GlobalSkip, InstanceNormalization, ReflectionPadding2D
+    from train.archs.layers import GlobalSkip, InstanceNormalization, ReflectionPadding2D, UpsampleNearest
 
     f = settings.filters
     blurred = keras.Input(shape=(None, None, 3), name="blurred")
@@ -76,7 +76,7 @@ def build(
     for i in range(settings.blocks):
         x = _res_block(x, f * 4, settings.dropout, f"block{i + 1}", dtype)
     for i, mult in enumerate((2, 1)):  # upsample by resize + conv: no transposed-conv checkerboard
-        x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i + 1}_resize", dtype=dtype)(x)
+        x = UpsampleNearest(2, name=f"up{i + 1}_resize", dtype=dtype)(x)
         x = _conv_norm_relu(x, f * mult, 3, 1, f"up{i + 1}", dtype)
     x = ReflectionPadding2D(3, name="tail_pad", dtype=dtype)(x)
     # The last conv, tanh and skip stay float32: a bfloat16/float16 residual would quantize the output image.

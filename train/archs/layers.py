@@ -54,7 +54,13 @@ class InstanceNormalization(layers.Layer):
 
     def call(self, x: Any) -> Any:
         x32 = ops.cast(x, "float32")
-        mean, var = ops.moments(x32, axes=[1, 2], keepdims=True)
+        frame = getattr(
+            self, "_frame_stats", None
+        )  # set only on inference copies, by train.inference.frame_stats
+        if frame is None:
+            mean, var = ops.moments(x32, axes=[1, 2], keepdims=True)
+        else:
+            mean, var = (ops.reshape(ops.cast(v, "float32"), (1, 1, 1, -1)) for v in frame)
         scale = ops.rsqrt(var + self.epsilon) * ops.cast(self.gamma, "float32")
         y = x32 * scale + (ops.cast(self.beta, "float32") - mean * scale)
         return ops.cast(y, self.compute_dtype)
@@ -140,6 +146,14 @@ class MeanPool2D(layers.Layer):
         self.window = None if window is None else int(window)
 
     def call(self, x: Any) -> Any:
+        frame = getattr(
+            self, "_frame_stats", None
+        )  # set only on inference copies, by train.inference.frame_stats
+        if self.window is None and frame is not None:
+            ones = ops.ones_like(ops.cast(x[:, :1, :1, :], "float32"))
+            return ops.cast(
+                ones * ops.reshape(ops.cast(frame[0], "float32"), (1, 1, 1, -1)), self.compute_dtype
+            )
         if self.window is None:
             return ops.cast(ops.mean(ops.cast(x, "float32"), axis=[1, 2], keepdims=True), self.compute_dtype)
         return ops.cast(box_mean(x, self.window), self.compute_dtype)
@@ -178,3 +192,29 @@ class PixelShuffle(layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "block": self.block}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class UpsampleNearest(layers.Layer):
+    """x`factor` nearest-neighbour upsampling that keeps the channel count static in the graph (Keras'
+    UpSampling2D loses it on images of unknown size, which TFLite's converter cannot take)."""
+
+    def __init__(self, factor: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        shape = tf.shape(x)
+        size = tf.stack([shape[1] * self.factor, shape[2] * self.factor])
+        y = tf.image.resize(x, size, method="nearest")
+        return tf.cast(tf.ensure_shape(y, [None, None, None, x.shape[-1]]), x.dtype)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        b, h, w, c = input_shape
+        f = self.factor
+        return (b, None if h is None else h * f, None if w is None else w * f, c)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "factor": self.factor}

@@ -1,0 +1,169 @@
+"""`trainctl deblur INPUT... --out DIR`: image files, folders of them and videos in; the same names out.
+
+Images (PNG, JPEG, TIFF, WebP, BMP, whether named or found in a folder) are written as OUT/<stem>.png, kept gray,
+RGBA or 16-bit as they came (one line per file says what was done); videos go through train.inference.video.
+Decoding the next image and encoding the last one run on threads while the model works, so files cost little
+beyond the model itself. Inputs are never overwritten; a file that cannot be read is reported and skipped, files
+in folders that are neither images nor videos are counted in the summary, and the failure count becomes the exit
+status.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import fsio
+from pipeline.console import log, track
+from pipeline.errors import DataError, UsageError
+from train.inference import images
+
+FORMATS = "PNG, JPEG, TIFF, WebP, BMP images; MP4, MOV, AVI, MKV, WebM videos"
+
+
+@dataclass
+class Inputs:
+    images: list[Path] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # files in folders that are neither
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in images.IMAGE_SUFFIXES:
+        return "image"
+    if suffix in images.VIDEO_SUFFIXES:
+        return "video"
+    return None
+
+
+def collect(inputs: Sequence[str | Path]) -> Inputs:
+    """Named files, and the files directly inside named folders (sorted, hidden files ignored), by kind."""
+    found = Inputs()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            entries = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
+        elif item.is_file():
+            if _kind(item) is None:
+                raise UsageError(f"{item}: not a supported file ({FORMATS})")
+            entries = [item]
+        else:
+            raise UsageError(f"{item}: no such file or folder")
+        for path in entries:
+            kind = _kind(path)
+            (found.images if kind == "image" else found.videos if kind == "video" else found.skipped).append(
+                path
+            )
+    if not found.images and not found.videos:
+        raise DataError(f"nothing to deblur in {', '.join(map(str, inputs))} ({FORMATS})")
+    return found
+
+
+def output_path(src: Path, out: Path) -> Path:
+    if _kind(src) == "video":
+        from train.inference.video import output_name
+
+        return out / output_name(src)
+    return out / f"{src.stem}.png"
+
+
+def plan_outputs(files: Sequence[Path], out: Path) -> list[tuple[Path, Path]]:
+    """Pair each input with its output in OUT; refuse name clashes and any output that would replace an input."""
+
+    def real(p: Path) -> str:
+        return os.path.normcase(os.path.realpath(p))
+
+    inputs = {real(f) for f in files}
+    inodes = {(st.st_dev, st.st_ino) for st in (f.stat() for f in files)}
+    plan: list[tuple[Path, Path]] = []
+    claimed: dict[str, Path] = {}
+    for src in files:
+        dst = output_path(src, out)
+        key = real(dst)
+        if key in claimed:
+            raise UsageError(
+                f"{src} and {claimed[key]} would both be written to {dst}; deblur them separately"
+            )
+        if key in inputs or (dst.exists() and (dst.stat().st_dev, dst.stat().st_ino) in inodes):
+            raise UsageError(f"{dst}: refusing to overwrite an input; choose another --out folder")
+        claimed[key] = src
+        plan.append((src, dst))
+    return plan
+
+
+def _line(src: Path, image: np.ndarray, layout: images.Layout, tiles: int, dst: Path) -> str:
+    h, w = image.shape[:2]
+    done = layout.what_was_done()
+    parts = [f"{layout.describe()} {w}x{h}"]
+    if tiles > 1:
+        parts.append(f"{tiles} tiles")
+    return f"{src.name}: {', '.join(parts)}{' (' + done + ')' if done else ''} -> {dst}"
+
+
+def deblur_images(deblurrer: Any, plan: list[tuple[Path, Path]]) -> int:
+    """Deblur image files, decoding ahead and writing behind the model on threads; returns the failures."""
+    failed = 0
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reads: dict[int, Future] = {}
+        writes: list[tuple[Path, Future]] = []
+
+        def read_ahead(i: int) -> None:
+            if i < len(plan) and i not in reads:
+                reads[i] = pool.submit(images.read, plan[i][0])
+
+        read_ahead(0)
+        for i in track(range(len(plan)), total=len(plan), description="deblur"):
+            src, dst = plan[i]
+            read_ahead(i + 1)
+            try:
+                image = reads.pop(i).result()
+                rgb01, alpha, layout = images.split(image)
+                tiles = len(deblurrer.plan(*rgb01.shape[:2]).tiles)
+                out = images.join(deblurrer.restore(rgb01), alpha, layout)
+            except DataError as exc:
+                log(f"skipped: {exc}")
+                failed += 1
+                continue
+            writes.append((dst, pool.submit(fsio.write_bytes, dst, images.encode_png(out))))
+            log(_line(src, image, layout, tiles, dst))
+        for dst, done in writes:
+            try:
+                done.result()
+            except OSError as exc:
+                log(f"failed: {dst}: {exc.strerror or exc}")
+                failed += 1
+    return failed
+
+
+def run(deblurrer: Any, inputs: Sequence[str | Path], out: str | Path, batch: int = 4) -> int:
+    """`trainctl deblur`: every input into `out`; returns the number of inputs that failed."""
+    for path in [*map(str, inputs), str(out)]:
+        if "://" in path:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
+            raise UsageError(
+                f"{path}: deblur reads and writes local files; copy them from/to the bucket first"
+            )
+    out = Path(out)
+    found = collect(inputs)
+    plan = plan_outputs([*found.images, *found.videos], out)
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"model: {deblurrer.describe()}")
+    image_plan = [(s, d) for s, d in plan if _kind(s) == "image"]
+    failed = deblur_images(deblurrer, image_plan) if image_plan else 0
+    for src, dst in plan:
+        if _kind(src) == "video":
+            from train.inference.video import deblur_video
+
+            failed += 0 if deblur_video(deblurrer, src, dst, batch) else 1
+    skipped = f"; {len(found.skipped)} other files in the folders skipped" if found.skipped else ""
+    log(
+        f"deblurred {len(plan) - failed} of {len(plan)} inputs into {out}"
+        + (f"; {failed} failed" if failed else "")
+        + skipped
+    )
+    return failed

@@ -1,0 +1,116 @@
+"""Images as people store them: gray, RGB or RGBA, 8 or 16 bit (or float), kept that way through the model.
+
+The generator sees RGB in [0, 1] as float32. `split` takes an image apart into that and what is needed to put it
+back (`Layout`: gray or not, the alpha channel, the sample type), and `join` puts the deblurred RGB back the same
+way: grayscale in, grayscale out (the luminance of the RGB output); the alpha channel carried through untouched;
+16-bit in, 16-bit out, with no 8-bit rounding on the way. Arrays are in RGB(A) order; `read`/`write` convert from
+and to OpenCV's BGR(A) files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as cv2's RGB2GRAY
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How an image stores its pixels, so the output is stored the same way."""
+
+    gray: bool
+    alpha: bool
+    dtype: str  # uint8 | uint16 | float32
+
+    @property
+    def scale(self) -> float:
+        return {"uint8": 255.0, "uint16": 65535.0}.get(self.dtype, 1.0)
+
+    def describe(self) -> str:
+        depth = {"uint8": "8-bit", "uint16": "16-bit"}.get(self.dtype, "float")
+        kind = "gray" if self.gray else "RGB"
+        return f"{depth} {kind}{'A' if self.alpha and not self.gray else ''}{' + alpha' if self.alpha and self.gray else ''}"
+
+    def what_was_done(self) -> str:
+        """The per-file note: anything other than 8-bit RGB is named, so nothing changes silently."""
+        notes = []
+        if self.gray:
+            notes.append("deblurred as RGB, written as gray (luminance)")
+        if self.alpha:
+            notes.append("alpha kept unchanged")
+        if self.dtype != "uint8":
+            notes.append(f"processed in float, written {self.describe().split()[0]}")
+        return "; ".join(notes)
+
+
+def split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, Layout]:
+    """(RGB float32 [h, w, 3] in [0, 1], the alpha channel as stored or None, Layout) of an RGB(A) or gray image."""
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        raise DataError(f"unsupported sample type {image.dtype} (use uint8, uint16 or float in [0, 1])")
+    dtype = "float32" if image.dtype.kind == "f" else str(image.dtype)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        gray, alpha, rgb = True, None, np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 2:
+        gray, alpha, rgb = True, image[:, :, 1], np.repeat(image[:, :, :1], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] in (3, 4):
+        gray, alpha, rgb = False, (image[:, :, 3] if image.shape[2] == 4 else None), image[:, :, :3]
+    else:
+        raise DataError(f"unsupported image shape {image.shape} (expected HxW, HxWx3 or HxWx4)")
+    layout = Layout(gray, alpha is not None, dtype)
+    unit = rgb.astype(np.float32) / np.float32(layout.scale)
+    return unit, alpha, layout
+
+
+def join(rgb01: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.ndarray:
+    """The inverse of `split` for a deblurred [0, 1] RGB image."""
+    values = np.clip(rgb01, 0.0, 1.0)
+    if layout.gray:
+        values = (values @ LUMA)[:, :, None]
+    if layout.dtype == "float32":
+        out = values.astype(np.float32)
+    else:
+        out = np.rint(values * np.float32(layout.scale)).astype(layout.dtype)
+    if alpha is not None:
+        out = np.concatenate([out, alpha[:, :, None].astype(out.dtype)], axis=2)
+    return out[:, :, 0] if out.shape[2] == 1 else out
+
+
+def read(path: Path) -> np.ndarray:
+    """Decode an image file as stored (gray, RGB or RGBA; 8/16 bit or float) into RGB(A) order."""
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None:
+        raise DataError(f"{path}: cannot decode image (empty, truncated or not an image)")
+    if img.ndim == 3 and img.shape[2] == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    return img
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB(A) or gray image, 8 or 16 bit (float is written as 16-bit)."""
+    if image.dtype.kind == "f":
+        image = np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise DataError(f"cannot encode a {image.shape} {image.dtype} image as PNG")
+    return png.tobytes()
