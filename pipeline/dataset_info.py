@@ -135,7 +135,7 @@ def read(directory: str, reader: Callable[[str], bytes] = fsio.read_bytes) -> Da
         raw = reader(path)
     except FileNotFoundError:
         raise DataError(
-            f"{path}: missing; not a complete shards dir (run `gopro-prep shard` first, and let it finish)"
+            f"{directory}: no {DATASET_FILE}; not a complete shards dir (run `gopro-prep shard` first)"
         ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
