@@ -6,13 +6,20 @@ Tests run as root here and in CI, where permission bits stop nothing, so faults 
 - where namespaces are not allowed (unprivileged containers), a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored):
   writes past the limit fail with EFBIG;
 - a path under a regular file (ENOTDIR), which no privilege can write through.
+
+And the plumbing every subprocess test shares, free of the usual flakes: waiting for a child's line with a
+timeout (`read_until`, `rest_of`), releasing racing children at one instant (`start_together`), killing a child
+when a condition holds (`kill_when`), and local multi-worker clusters that retry a taken port
+(`run_local_cluster`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import queue
 import re
 import resource
 import shutil
@@ -20,10 +27,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_TIMEOUT = 240
@@ -218,18 +228,113 @@ def wait_until_gone(pids: list[int], timeout: float = 60) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-def read_stderr_until(proc: subprocess.Popen, done: Callable[[str], bool], timeout: float = 120) -> list[str]:
-    """Read `proc`'s stderr lines until `done(line)`; kill it and fail with what it said if that never comes."""
-    lines, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()  # type: ignore[union-attr]
-        if not line:
-            break
-        lines.append(line)
-        if done(line):
-            return lines
+class _Lines:
+    """One text stream of a child, read line by line on a daemon thread: waiting for a line can then time out
+    (a bare `readline()` blocks for as long as a hung child stays silent), and the pipe never fills up while the
+    test does something else."""
+
+    def __init__(self, stream: Any) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream: Any) -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                self.queue.put(line)
+        except (OSError, ValueError):  # closed under us
+            pass
+        finally:
+            self.queue.put(None)  # end of stream
+
+    def next(self, deadline: float) -> str | None:
+        """The next line; None at the end of the stream (and on every later call); TimeoutError at `deadline`."""
+        try:
+            line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError from None
+        if line is None:
+            self.queue.put(None)
+        return line
+
+
+_READERS: weakref.WeakKeyDictionary[subprocess.Popen, dict[str, _Lines]] = weakref.WeakKeyDictionary()
+
+
+def _lines(proc: subprocess.Popen, stream: str) -> _Lines:
+    readers = _READERS.setdefault(proc, {})
+    if stream not in readers:
+        readers[stream] = _Lines(getattr(proc, stream))
+    return readers[stream]
+
+
+def read_until(
+    proc: subprocess.Popen, done: Callable[[str], bool], timeout: float = 120, stream: str = "stderr"
+) -> list[str]:
+    """Read `proc`'s `stream` (a text pipe) line by line until `done(line)`; returns the lines read. If that line
+    does not come within `timeout` seconds (a silent hang included) or the stream ends first, kill `proc` and
+    fail with what it said."""
+    lines, reader, deadline = [], _lines(proc, stream), time.monotonic() + timeout
+    try:
+        while (line := reader.next(deadline)) is not None:
+            lines.append(line)
+            if done(line):
+                return lines
+        why = "the stream ended"
+    except TimeoutError:
+        why = f"nothing matched within {timeout:g} s"
     proc.kill()
-    raise AssertionError("the awaited line never came:\n" + "".join(lines))
+    raise AssertionError(f"the awaited line never came ({why}):\n" + "".join(lines))
+
+
+def read_stderr_until(proc: subprocess.Popen, done: Callable[[str], bool], timeout: float = 120) -> list[str]:
+    """`read_until` on stderr."""
+    return read_until(proc, done, timeout, "stderr")
+
+
+def rest_of(proc: subprocess.Popen, timeout: float = 120, stream: str = "stderr") -> str:
+    """Wait for `proc` to exit and return what its `stream` said since the last `read_until` (all of it if none
+    ran); kill it and fail if it runs past `timeout` seconds."""
+    reader = _lines(proc, stream)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"pid {proc.pid} still running after {timeout:g} s") from None
+    lines, deadline = [], time.monotonic() + 30  # a grandchild may hold the pipe a moment longer
+    try:
+        while (line := reader.next(deadline)) is not None:
+            lines.append(line)
+    except TimeoutError:
+        pass
+    return "".join(lines)
+
+
+def start_together(procs: list[subprocess.Popen], timeout: float = 120) -> list[str]:
+    """For children that print `ready` and then wait for a line on stdin (text pipes): once every one is ready,
+    send each its line and return the next line each prints. Released this way they race each other within
+    microseconds, however long each took to start (no start time guessed ahead)."""
+    for p in procs:
+        read_until(p, lambda line: line.strip() == "ready", timeout, "stdout")
+    for p in procs:
+        p.stdin.write("go\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+    return [read_until(p, lambda line: True, timeout, "stdout")[-1].strip() for p in procs]
+
+
+def close_and_reap(procs: list[subprocess.Popen], timeout: float = 60) -> None:
+    """Close each child's stdin (a child holding something until then lets go) and wait for all; kill any
+    still running after `timeout` seconds."""
+    for p in procs:
+        if p.stdin is not None and not p.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                p.stdin.close()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=60)
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 180) -> None:
@@ -242,3 +347,92 @@ def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float 
         proc.wait(timeout=60)
     finally:
         proc.kill()
+
+
+# ---- local multi-worker clusters -------------------------------------------------------------------------------
+
+# What a worker prints when its gRPC server cannot bind the port TF_CONFIG gave it.
+PORT_TAKEN = "Could not start gRPC server"
+
+
+@dataclass
+class Worker:
+    """A finished worker of a local cluster: its pid (in its files' names), exit status and stderr."""
+
+    pid: int
+    returncode: int
+    stderr: str
+
+
+def _ephemeral_range() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def cluster_ports(n: int) -> list[int]:
+    """`n` distinct ports that are free now, drawn at random outside the kernel's ephemeral range: the kernel
+    never hands those out for outgoing connections (the workers' own gRPC clients included), so only another
+    listener can take one before the worker binds it, which `run_local_cluster` notices and retries."""
+    import random
+    import socket
+
+    ephemeral, rng, ports = _ephemeral_range(), random.SystemRandom(), []
+    candidates = [p for p in range(10_000, 30_000) if p not in ephemeral] or list(range(10_000, 30_000))
+    for port in rng.sample(candidates, len(candidates)):
+        with socket.socket() as s:  # TF's server binds 0.0.0.0:port: check the same address
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise AssertionError(f"no {n} free ports for a local cluster")
+
+
+def run_local_cluster(
+    command: Callable[[int], list[str]],
+    logs: Path,
+    workers: int = 2,
+    timeout: float = CLI_TIMEOUT,
+    attempts: int = 3,
+) -> list[Worker]:
+    """Run `command(i)` as worker i of a MultiWorkerMirroredStrategy cluster on 127.0.0.1 (TF_CONFIG) until all
+    exit; one that fails stops the others (they would wait for it forever). Stderr goes to files under `logs`
+    (no pipe to fill, no line to wait for). A cluster whose server could not bind its port (taken by another
+    process since `cluster_ports` chose it) is started again on fresh ports, up to `attempts` times."""
+    logs.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        hosts = [f"127.0.0.1:{port}" for port in cluster_ports(workers)]
+        procs, paths = [], []
+        for i in range(workers):
+            tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
+            paths.append(logs / f"attempt{attempt}-worker{i}.stderr")
+            with paths[-1].open("w") as err:
+                procs.append(
+                    subprocess.Popen(
+                        command(i),
+                        cwd=ROOT,
+                        env={**env(), "TF_CONFIG": tf_config},
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                    )
+                )
+        deadline = time.monotonic() + timeout
+        try:
+            while any(p.poll() is None for p in procs):
+                if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in procs):
+                    break
+                time.sleep(0.05)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(timeout=60)
+        done = [Worker(p.pid, p.returncode, path.read_text()) for p, path in zip(procs, paths, strict=True)]
+        if not any(PORT_TAKEN in w.stderr for w in done):
+            return done
+    return done  # still no port after `attempts` tries: the caller's returncode check shows why

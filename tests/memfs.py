@@ -2,6 +2,7 @@
 
 Defining the class registers the scheme with Beam FileSystems in this process, so the remote-path code (fsio,
 publish, the shard pipeline on the in-process runner, inspect) runs here as it would on gs:// or s3://.
+EVENTS records every object write and delete in order: what a reader polling the store could have seen when.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 from apache_beam.io.filesystem import BeamIOError, CompressedFile, CompressionTypes, FileMetadata, FileSystem
 
 OBJECTS: dict[str, bytes] = {}
+EVENTS: list[tuple[str, str]] = []  # ("put" | "delete", path), oldest first
 
 
 class _Upload(io.BytesIO):
@@ -23,6 +25,7 @@ class _Upload(io.BytesIO):
     def close(self) -> None:
         if not self.closed:
             OBJECTS[self.path] = self.getvalue()
+            EVENTS.append(("put", self.path))
         super().close()
 
 
@@ -65,6 +68,7 @@ class MemFileSystem(FileSystem):
     def copy(self, source_file_names, destination_file_names):
         for src, dst in zip(source_file_names, destination_file_names, strict=True):
             OBJECTS[dst] = OBJECTS[src]
+            EVENTS.append(("put", dst))
 
     def rename(self, source_file_names, destination_file_names):
         self.copy(source_file_names, destination_file_names)
@@ -89,5 +93,8 @@ class MemFileSystem(FileSystem):
         missing = [p for p in paths if p not in OBJECTS]
         if missing:
             raise BeamIOError("Delete operation failed", {p: FileNotFoundError(p) for p in missing})
-        for p in paths:
+        for p in reversed(
+            paths
+        ):  # a batch delete promises no order: take the one worst for a marker listed first
             del OBJECTS[p]
+            EVENTS.append(("delete", p))

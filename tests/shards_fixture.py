@@ -111,6 +111,42 @@ def write_shards(
                 {"file": records.shard_name(split, i, count), "examples": per_shard[i]} for i in range(count)
             ],
         }
+    return _write_dataset_json(out, crop_size, crops_per_pair, seed, encoding, splits)
+
+
+def write_pair_shards(
+    out: Path, files: list[list[tuple[np.ndarray, np.ndarray]]], split: str = "train", encoding: str = "png"
+) -> Path:
+    """Write exactly the given (blur, sharp) uint8 crops of one size, one list per `split` shard file, in order,
+    then dataset.json: for tests that need to know which record lives in which file."""
+    out.mkdir(parents=True, exist_ok=True)
+    crop_size = files[0][0][0].shape[0]
+    for i, pairs in enumerate(files):
+        with (out / records.shard_name(split, i, len(files))).open("wb") as fh:
+            for n, (blur, sharp) in enumerate(pairs):
+                assert blur.shape == sharp.shape == (crop_size, crop_size, 3)
+                rec = records.CropRecord(
+                    blur=records.encode_image(blur, encoding),
+                    sharp=records.encode_image(sharp, encoding),
+                    height=crop_size,
+                    width=crop_size,
+                    y=0,
+                    x=0,
+                    scene=f"FILE{i:04d}",
+                    frame=f"{n:06d}",
+                )
+                records.write_record(fh, records.serialize_example(rec))
+    shards = [
+        {"file": records.shard_name(split, i, len(files)), "examples": len(p)} for i, p in enumerate(files)
+    ]
+    examples = sum(len(p) for p in files)
+    splits = {split: {"pairs": examples, "examples": examples, "rejected": 0, "shards": shards}}
+    return _write_dataset_json(out, crop_size, 1, 0, encoding, splits)
+
+
+def _write_dataset_json(
+    out: Path, crop_size: int, crops_per_pair: int, seed: int, encoding: str, splits: dict
+) -> Path:
     meta = {
         "format_version": records.FORMAT_VERSION,
         "crop_size": crop_size,

@@ -95,6 +95,8 @@ LOAD_IN_FRESH_PROCESS = {
         "import numpy as np, keras; "
     ),
     "keras first": "import sys, numpy as np, keras, train; ",
+    # TensorFlow looks Keras up (importlib.util.find_spec) long before it imports it.
+    "tensorflow after train": "import sys, train, tensorflow, numpy as np, keras; ",
 }
 
 
@@ -106,9 +108,10 @@ SMALL_NAFNET = nafnet.NafNetSettings(width=4, enc_blocks=(1, 1), middle_blocks=1
     [
         ("train first", deblurgan.DeblurGanSettings(filters=4, blocks=2, dropout=0.5)),
         ("keras first", deblurgan.DeblurGanSettings(filters=4, blocks=2, dropout=0.5)),
+        ("tensorflow after train", deblurgan.DeblurGanSettings(filters=4, blocks=2, dropout=0.5)),
         ("train first", SMALL_NAFNET),
     ],
-    ids=["deblurgan-train-first", "deblurgan-keras-first", "nafnet-train-first"],
+    ids=["deblurgan-train-first", "deblurgan-keras-first", "deblurgan-tf-after-train", "nafnet-train-first"],
 )
 def test_version_saves_and_loads_with_keras_load_model(
     float32_policy: None, tmp_path: Path, order: str, settings: archs.ArchSettings

@@ -27,7 +27,6 @@ import numpy as np
 import pytest
 import yaml
 from fault_helpers import (
-    CLI_TIMEOUT,
     ROOT,
     TINY_TRAIN,
     descendants,
@@ -41,6 +40,7 @@ from fault_helpers import (
     read_stderr_until,
     run,
     run_full_disk,
+    run_local_cluster,
     run_on_tmpfs,
     trainctl,
     wait_until_gone,
@@ -190,6 +190,7 @@ def test_shard_overwrite_that_fails_keeps_the_published_dataset(
     assert inspect.returncode == 0, inspect.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", DISK_FULL)
 def test_fit_on_a_full_disk_leaves_only_complete_versions_and_checkpoints(
     how: str, shards: Path, tmp_path: Path
@@ -245,6 +246,7 @@ def test_read_only_output(
 # ---- a corrupt shard ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_flipped_byte_in_a_shard_stops_fit_naming_the_file_or_is_skipped(
     shards: Path, tmp_path: Path
 ) -> None:
@@ -276,6 +278,7 @@ def test_flipped_byte_in_a_shard_stops_fit_naming_the_file_or_is_skipped(
 # ---- two trainers, and a trainer killed while writing a version -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete_ones(
     shards: Path, tmp_path: Path
 ) -> None:
@@ -333,41 +336,13 @@ def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete
 # ---- two local workers from the CLI ---------------------------------------------------------------------------
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
+@pytest.mark.slow
 def test_two_local_workers_from_the_cli_only_the_chief_writes(shards: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cfg = fit_config(tmp_path, shards, run_dir, steps=4, batch_size=4)
-    hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
-        procs.append(
-            subprocess.Popen(
-                trainctl("fit", str(cfg)),
-                cwd=ROOT,
-                env={**env(), "TF_CONFIG": tf_config},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-        )
-    try:
-        logs = [p.communicate(timeout=CLI_TIMEOUT)[1] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert [p.returncode for p in procs] == [0, 0], logs
-    chief, other = logs
+    workers = run_local_cluster(lambda _: trainctl("fit", str(cfg)), tmp_path / "logs")
+    assert [w.returncode for w in workers] == [0, 0], [w.stderr for w in workers]
+    chief, other = (w.stderr for w in workers)
     assert ("MultiWorkerMirroredStrategy, 2 replica(s) on 2 worker(s), global batch 4 (2 per replica)"
             in chief)  # fmt: skip
     assert "version v0002 at step 4" in chief
@@ -379,7 +354,7 @@ def test_two_local_workers_from_the_cli_only_the_chief_writes(shards: Path, tmp_
     assert complete_versions(run_dir) == ["v0001", "v0002"]
     assert sorted(os.listdir(run_dir / "samples")) == ["step_000002.png", "step_000004.png"]
     events = os.listdir(run_dir / "logs")
-    assert events and all(f".{procs[0].pid}." in name for name in events), events
+    assert events and all(f".{workers[0].pid}." in name for name in events), events
     checkpoint_files = files_under(run_dir / "checkpoints")
     other_files = [p for p in checkpoint_files if p.startswith("worker-")]
     assert other_files and all(p.startswith("worker-1") for p in other_files)
@@ -390,6 +365,7 @@ def test_two_local_workers_from_the_cli_only_the_chief_writes(shards: Path, tmp_
 # ---- shard killed mid-run ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_shard_killed_mid_run_then_rerun_publishes_a_correct_dataset(
     organized_dir: Path, no_config: Path, tmp_path: Path
 ) -> None:

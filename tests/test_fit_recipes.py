@@ -164,3 +164,28 @@ def test_init_from_starts_from_a_version_and_records_the_lineage(
         run(cfg(shards, tmp_path / "y", steps=1, generator={**NAFNET, "width": 8}, init_from=source))
     with pytest.raises(UsageError, match=r"train.init_from: .*nowhere"):
         run(cfg(shards, tmp_path / "z", steps=1, init_from=str(tmp_path / "nowhere")))
+
+
+def test_the_nafnet_gopro_recipe_file_trains_when_shrunk(shards: Path, tmp_path: Path) -> None:
+    """configs/nafnet-gopro.yaml as outside checks run it: the width and block lists overridden to a small size."""
+    from pipeline.config import load_config
+
+    overrides = [
+        "train.generator.width=4",
+        "train.generator.enc_blocks=[1,1,1,1]",
+        "train.generator.dec_blocks=[1,1,1,1]",
+        f"train.data={shards}",
+        f"train.run_dir={tmp_path / 'run'}",
+        "train.crop_size=32",
+        "train.batch_size=4",
+        "train.steps=2",
+        "train.mixed_precision=float32",
+    ]
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "nafnet-gopro.yaml", overrides)
+    assert (
+        cfg.train.optimizer.name == "adamw" and cfg.train.loss.psnr == 1.0 and cfg.train.loss.adversarial == 0
+    )
+    result = run(cfg)
+    assert result.step == 2
+    meta = versions.read_meta(versions.resolve_version(tmp_path / "run", "latest"))
+    assert meta["arch"]["name"] == "nafnet" and meta["arch"]["stride"] == 16

@@ -13,8 +13,10 @@ from pipeline.shard_plan import is_shards_dir_entry
 @pytest.fixture(autouse=True)
 def empty_store():
     memfs.OBJECTS.clear()
+    memfs.EVENTS.clear()
     yield
     memfs.OBJECTS.clear()
+    memfs.EVENTS.clear()
 
 
 def test_remote_files_and_prefix_dirs():
@@ -49,9 +51,20 @@ def test_remote_publish_moves_the_marker_last_and_recovers():
     assert not fsio.exists(stale)
     fsio.write_bytes(f"{staging}/gopro-b.tfrecord-00000-of-00001", b"new")
     fsio.write_bytes(f"{staging}/dataset.json", b"new")
+    memfs.EVENTS.clear()
     publish.publish(staging, out, "dataset.json")
     assert sorted(memfs.OBJECTS) == [f"{out}/dataset.json", f"{out}/gopro-b.tfrecord-00000-of-00001"]
     assert memfs.OBJECTS[f"{out}/dataset.json"] == b"new"
+    # The order a reader could see: the old dataset stops being complete before any of its files goes, and the
+    # new one becomes complete only once every file is in place.
+    seen = [event for event in memfs.EVENTS if event[1].startswith(f"{out}/")]
+    assert seen == [
+        ("delete", f"{out}/dataset.json"),
+        ("delete", f"{out}/gopro-a.tfrecord-00000-of-00001"),
+        ("put", f"{out}/gopro-b.tfrecord-00000-of-00001"),
+        ("put", f"{out}/dataset.json"),
+    ]
+    assert not [path for path in memfs.OBJECTS if path.startswith(staging)]
 
 
 def test_shard_and_inspect_on_remote_paths(organized_dir):
@@ -62,6 +75,8 @@ def test_shard_and_inspect_on_remote_paths(organized_dir):
     meta = shard.run(shard_cfg("memfs://bkt/organized", "memfs://bkt/shards"), beam_args=IN_PROCESS)
     assert {s: v["examples"] for s, v in meta["splits"].items()} == {"train": 27, "test": 9}
     assert json.loads(memfs.OBJECTS["memfs://bkt/shards/dataset.json"]) == meta
+    published = [path for op, path in memfs.EVENTS if op == "put" and path.startswith("memfs://bkt/shards/")]
+    assert published[-1] == "memfs://bkt/shards/dataset.json" and len(published) == len(set(published))
     assert not [p for p in memfs.OBJECTS if ".tmp-" in p]
     scans = inspect_shards.run("memfs://bkt/shards")
     assert sum(s.examples for s in scans) == 36

@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from fault_helpers import ROOT, TINY_TRAIN, env, kill_when, run, trainctl
+from fault_helpers import ROOT, TINY_TRAIN, close_and_reap, env, kill_when, run, start_together, trainctl
 from shards_fixture import write_shards
 from tiny_generators import local_generator
 
@@ -210,13 +209,13 @@ def test_a_remote_lock_from_another_pid_namespace_is_not_judged_by_pid(quick_set
 
 
 RACE = """
-import sys, time
+import sys
 from pipeline.errors import DataError, UsageError
 from train import rundir, runlock
 runlock.REMOTE_SETTLE_S = 0.5
 rundir.exists(sys.argv[1])  # TensorFlow imported before the start line, not inside the race
-while time.time() < float(sys.argv[2]):
-    time.sleep(0.001)
+print("ready", flush=True)
+sys.stdin.readline()  # every racer is released at once
 try:
     lock = runlock.RunLock(sys.argv[1])
     lock.acquire()
@@ -228,12 +227,12 @@ except DataError as exc:
 """
 
 
+@pytest.mark.slow
 def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/run"
-    start = str(time.time() + 8)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACE, url, start],
+            [sys.executable, "-c", RACE, url],
             cwd=ROOT,
             env=env(),
             stdin=subprocess.PIPE,
@@ -243,10 +242,9 @@ def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None
         for _ in range(2)
     ]
     try:
-        outs = sorted(p.stdout.readline().split(" ", 1)[0].strip() for p in procs)  # type: ignore[union-attr]
+        outs = sorted(line.split(" ", 1)[0] for line in start_together(procs))
     finally:
-        for p in procs:
-            p.communicate(timeout=60)
+        close_and_reap(procs)
     assert outs == ["held", "refused"]
     assert not (tmp_path / "run" / runlock.LOCK_FILE).exists()
 
@@ -254,6 +252,7 @@ def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None
 # ---- fit, resume, evaluate, deblur, export on ram:// ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
     shards: Path, tmp_path: Path, organized_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -321,6 +320,7 @@ def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
 # ---- real processes on a file:// URL --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_killed_mid_version_on_an_object_store_lists_only_complete_versions(
     shards: Path, tmp_path: Path
 ) -> None:

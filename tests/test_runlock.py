@@ -8,11 +8,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from fault_helpers import ROOT, env
+from fault_helpers import ROOT, close_and_reap, env, start_together
 
 from pipeline.errors import DataError
 from train.runlock import LOCK_FILE, RunLock, pid_alive
@@ -56,20 +55,21 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
 
 
 TAKEOVER = """
-import sys, time
+import sys
 from pipeline.errors import DataError
 from train.runlock import RunLock
-while time.time() < float(sys.argv[2]):
-    pass
+print("ready", flush=True)
+sys.stdin.readline()  # every racer is released at once
 try:
     with RunLock(sys.argv[1]):
         print("held", flush=True)
-        time.sleep(1.5)
+        sys.stdin.read()  # hold it until the test has every answer
 except DataError as exc:
     print("refused", exc, flush=True)
 """
 
 
+@pytest.mark.slow
 def test_two_fits_taking_over_the_same_stale_lock_at_once_one_wins(tmp_path: Path) -> None:
     """After a crash, two fits restarted at the same instant both find the dead pid's lock: exactly one may take
     it over (unlink-and-recreate let both win: each removed the other's fresh lock)."""
@@ -77,18 +77,21 @@ def test_two_fits_taking_over_the_same_stale_lock_at_once_one_wins(tmp_path: Pat
         run_dir = tmp_path / f"r{round_}"
         run_dir.mkdir()
         (run_dir / LOCK_FILE).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
-        start = str(time.time() + 1.5)
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", TAKEOVER, str(run_dir), start],
+                [sys.executable, "-c", TAKEOVER, str(run_dir)],
                 cwd=ROOT,
                 env=env(),
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
             for _ in range(3)
         ]
-        outs = sorted(p.communicate(timeout=60)[0].split(" ", 1)[0].strip() for p in procs)
+        try:
+            outs = sorted(line.split(" ", 1)[0] for line in start_together(procs))
+        finally:
+            close_and_reap(procs)
         assert outs == ["held", "refused", "refused"], (round_, outs)
         assert not (run_dir / LOCK_FILE).exists()
 

@@ -2,7 +2,9 @@
 
 `identity_generator` returns its input exactly (a 1x1 conv with an identity kernel); `local_generator` is a
 two-layer 3x3 conv net (receptive field 5x5, radius 2) with a residual connection, so tiling with any overlap
-whose margin is at least 2 pixels must reproduce the untiled output.
+whose margin is at least 2 pixels must reproduce the untiled output. `random_deblurgan` is the project's own
+generator with every weight random, for tests that mean "the real model runs": the untrained one is exactly the
+identity, so a layer that is lost, skipped or loaded with other weights would pass unseen.
 """
 
 from __future__ import annotations
@@ -31,6 +33,28 @@ def local_generator(seed: int = 0):
     x = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer=init)(x)
     outputs = keras.layers.Activation("tanh")(keras.layers.Add()([inputs, x]))
     return keras.Model(inputs, outputs, name="local_generator")
+
+
+def random_deblurgan(filters: int = 4, blocks: int = 1, seed: int = 0):
+    """DeblurGAN generator (no dropout) with random weights everywhere: kernels ~ N(0, 1/fan_in) (the tail's at
+    a third of that, so the output is changed but rarely clipped), instance-norm scales ~ U(0.5, 1.5), shifts and
+    biases ~ N(0, 0.1)."""
+    from train.archs.deblurgan import DeblurGanSettings, build
+
+    model = build(DeblurGanSettings(filters=filters, blocks=blocks, dropout=0.0))
+    rng = np.random.default_rng([seed, 11])
+    values = []
+    for variable in model.weights:
+        shape, name = tuple(variable.shape), variable.path
+        if len(shape) == 4:
+            value = rng.normal(0.0, (1.0 / np.prod(shape[:3])) ** 0.5, shape) / (3 if "tail" in name else 1)
+        elif name.endswith("gamma"):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.normal(0.0, 0.1, shape)
+        values.append(value.astype(np.float32))
+    model.set_weights(values)
+    return model
 
 
 def save_version(run_dir: Path, model, step: int = 100) -> Path:

@@ -30,12 +30,15 @@ def register_custom_objects() -> None:
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Wraps the loader of the top-level `keras` package so our layers register right after it is executed."""
+    """Wraps the loader of the top-level `keras` package so our layers register right after it is executed.
+
+    It stays installed until Keras is actually executed: a library may only look Keras up first
+    (`importlib.util.find_spec`, as TensorFlow does) and import it later.
+    """
 
     def find_spec(self, name: str, path: Any = None, target: ModuleType | None = None) -> Any:
         if name != "keras":
             return None
-        sys.meta_path.remove(self)  # once: find the real spec with the remaining finders
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
@@ -44,6 +47,8 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             original(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             register_custom_objects()
 
         loader.exec_module = exec_module  # type: ignore[method-assign]

@@ -28,16 +28,11 @@ class Validator:
         self.pairs = [load_pair(v.src, row) for row in self.rows]
         self._predict: tuple[Any, Any] | None = None  # (model, its traced predictor): traced once per model
 
-    def __call__(
-        self, model: Any, stride: int, input_range: tuple[float, float], step: int
-    ) -> dict[str, Any]:
+    def __call__(self, model: Any, spec: Any, step: int) -> dict[str, Any]:
         import tensorflow as tf
 
         if self._predict is None or self._predict[0] is not model:
-            self._predict = (
-                model,
-                make_batch_predictor(model, tf.distribute.get_strategy(), stride, input_range),
-            )
+            self._predict = (model, make_batch_predictor(model, tf.distribute.get_strategy(), spec))
         predict = self._predict[1]
         scores = [
             score_pair(row, blur, predict(blur[None])[0], sharp, crop_border=0)
