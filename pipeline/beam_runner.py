@@ -27,6 +27,10 @@ from pipeline.config import ShardConfig
 
 LOCAL_RUNNERS = ("directrunner", "direct", "fnapirunner")
 LOCAL_RUNNER = "FnApiRunner"
+# Beam resolves only the runners in its own list by short name; DaskRunner (extra apache-beam[dask]) is not one.
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+RUNNER_PATHS = {"daskrunner": DASK_RUNNER, "dask": DASK_RUNNER}
+_DASK_PARTITION_FLAGS = ("dask_npartitions", "dask_partition_size")
 
 
 class _DropMessage(logging.Filter):
@@ -111,6 +115,24 @@ def pipeline_options(cfg: ShardConfig, beam_args: list[str]) -> Any:
         }
         flags += [f"--{k}={v}" for k, v in defaults.items() if not _flag_given(flags, k)]
     return PipelineOptions(flags)
+
+
+def runner_path(name: str) -> str:
+    """The name Beam's `create_runner` resolves: our short names for runners outside Beam's list, else `name`."""
+    return RUNNER_PATHS.get(name.lower(), name)
+
+
+def is_dask(name: str) -> bool:
+    return runner_path(name) == DASK_RUNNER
+
+
+def dask_partitions(flags: list[str], partitions: int) -> list[str]:
+    """`flags` plus `--dask_npartitions=N` unless a partitioning flag is given. DaskRunner puts up to 128
+    elements in one partition by default, and a partition runs on one worker: a manifest of a few hundred pairs
+    would be sharded by one process. N = the number of shards spreads the shards over the workers."""
+    if any(_flag_given(flags, name) for name in _DASK_PARTITION_FLAGS):
+        return flags
+    return [*flags, f"--dask_npartitions={max(1, partitions)}"]
 
 
 def usable_cores() -> int:

@@ -14,6 +14,7 @@ import typer
 from pipeline import __version__
 from pipeline.cli_base import ConfigOpt, Group, beam_config_defaults, config_defaults
 from pipeline.console import cli_errors, set_debug
+from pipeline.layouts import LAYOUT_CHOICES
 
 app = typer.Typer(
     name="gopro-prep",
@@ -28,6 +29,9 @@ app = typer.Typer(
 class Blur(StrEnum):
     blur = "blur"
     blur_gamma = "blur_gamma"
+
+
+Layout = StrEnum("Layout", {name: name for name in LAYOUT_CHOICES})  # auto + every registered layout
 
 
 class Link(StrEnum):
@@ -54,16 +58,42 @@ def main(
 
 
 @app.command(
-    cls=config_defaults(raw="organize.raw", out="organize.out", blur="organize.blur", link="organize.link")
+    cls=config_defaults(
+        raw="organize.raw",
+        out="organize.out",
+        layout="organize.layout",
+        blur="organize.blur",
+        link="organize.link",
+        source="organize.source",
+    )
 )
 def organize(
     raw: Annotated[
-        Path | None, typer.Option("--raw", help="GOPRO_Large root (train/ and test/ scene folders).")
+        Path | None, typer.Option("--raw", help="Dataset root (GOPRO_Large, a test-set folder, RealBlur).")
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Organized output dir (A/ B/ + manifest).")
     ] = None,
-    blur: Annotated[Blur | None, typer.Option("--blur", help="Blurred source folder.")] = None,
+    layout: Annotated[
+        Layout | None,
+        typer.Option(
+            "--layout", help="gopro, pairs (SPLIT/{input,target}), list (--list FILE); auto: detect."
+        ),
+    ] = None,
+    blur: Annotated[Blur | None, typer.Option("--blur", help="gopro: the blurred folder.")] = None,
+    blur_dir: Annotated[
+        str | None, typer.Option("--blur-dir", help="pairs: blurred folder (as given, or relative to --raw).")
+    ] = None,
+    sharp_dir: Annotated[str | None, typer.Option("--sharp-dir", help="pairs: sharp folder.")] = None,
+    list_file: Annotated[
+        str | None, typer.Option("--list", help="list: `sharp_path blur_path` per line, relative to --raw.")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="pairs (one folder pair) and list: the split they go to.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Dataset name in OUT (default: from --raw or the list).")
+    ] = None,
     link: Annotated[
         Link | None, typer.Option("--link", help="How files reach OUT (hardlink falls back to copy).")
     ] = None,
@@ -71,7 +101,8 @@ def organize(
     strict: Annotated[bool, typer.Option("--strict", help="Any reject: exit 1 and write nothing.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Reorganize GOPRO_Large into OUT/{train,test}/{A,B}/SCENE_FRAME.png with manifest.jsonl and rejected.jsonl."""
+    """Organize a raw dataset into OUT/SPLIT/{A,B}/SCENE_FRAME.png with manifest.jsonl and rejected.jsonl; a
+    second dataset organized into the same OUT is added under its own name."""
     with cli_errors():
         from pipeline.config import load_config, with_flags
         from pipeline.organize import run
@@ -81,7 +112,13 @@ def organize(
             cfg,
             raw=None if raw is None else str(raw),
             out=None if out is None else str(out),
+            layout=None if layout is None else layout.value,
             blur=None if blur is None else blur.value,
+            blur_dir=blur_dir,
+            sharp_dir=sharp_dir,
+            list_file=list_file,
+            split=split,
+            source=source,
             link=None if link is None else link.value,
         )
         run(cfg, verify=verify, strict=strict)
@@ -159,11 +196,14 @@ def shard(
         int | None, typer.Option("--crops-per-pair", help="Random crops per pair.")
     ] = None,
     shards: Annotated[
-        int | None, typer.Option("--shards", help="Train shards (test keeps its config count).")
+        int | None, typer.Option("--shards", help="Train shards (other splits keep their config count).")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Crop seed.")] = None,
     runner: Annotated[
-        str | None, typer.Option("--runner", help="Beam runner (DirectRunner, DataflowRunner, ...).")
+        str | None,
+        typer.Option(
+            "--runner", help="Beam runner (DirectRunner, DaskRunner, DataflowRunner, FlinkRunner, ...)."
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing published dataset.")

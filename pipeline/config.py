@@ -7,6 +7,7 @@ Unknown keys are rejected, and every error names the dotted key (`train.generato
 from __future__ import annotations
 
 import operator
+import re
 from functools import reduce
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.layouts import LAYOUT_CHOICES
 from train.archs import ARCHS, DEFAULT_ARCH
 
 DEFAULT_CONFIG_NAME = "pipeline.yaml"
@@ -26,16 +28,41 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, populate_by_name=True)
 
 
+SPLIT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # split and source names become folder and file names
+
+
 class OrganizeConfig(_Section):
     raw: str = "GOPRO_Large"
     out: str = "data/organized"
-    blur: Literal["blur", "blur_gamma"] = "blur_gamma"
+    layout: Literal[LAYOUT_CHOICES] = "auto"  # type: ignore[valid-type]  # auto | each registered layout
+    blur: Literal["blur", "blur_gamma"] = "blur_gamma"  # gopro layout: the blurred folder
     link: Literal["hardlink", "symlink", "copy"] = "hardlink"
+    blur_dir: str | None = None  # pairs layout: the blurred folder (as given, or relative to raw)
+    sharp_dir: str | None = None  # pairs layout: the sharp folder
+    # list layout: the pair list (`list` in the file; the attribute would shadow the built-in)
+    list_file: str | None = Field(None, alias="list")
+    split: str | None = Field(None, pattern=SPLIT_NAME)  # pairs (flat or given folders) and list
+    source: str | None = Field(
+        None, pattern=SPLIT_NAME
+    )  # dataset name; default from raw (or the list's name)
 
 
 class ShardCounts(_Section):
+    """Shards per split: train and test by default, any other split by its name (`val: 2`); 1 when not named."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     train: int = Field(8, ge=1, le=100_000)
     test: int = Field(2, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _other_splits(self) -> ShardCounts:
+        for name, value in (self.model_extra or {}).items():
+            if not re.match(SPLIT_NAME, name):
+                raise ValueError(f"split name {name!r}: use letters, digits, '.', '_' or '-'")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+                raise ValueError(f"{name}: shard count must be an integer from 1 to 100000 (got {value!r})")
+        return self
 
 
 class ShardConfig(_Section):
@@ -152,11 +179,20 @@ class TrainConfig(_Section):
         return self
 
 
+def _src_list(value: Any) -> Any:
+    """`evaluate.src`: one organized dir or a list of them; a single one is read as a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
 class EvaluateConfig(_Section):
-    src: str = "data/organized"
+    # Organized dirs to score, each its own row and meta.json scope (`--src` repeats on the command line).
+    src: Annotated[list[str], BeforeValidator(_src_list), Field(min_length=1)] = ["data/organized"]
     split: str = "test"
     crop_border: int = Field(0, ge=0)
     batch_size: int = Field(4, ge=1)
+    # Align the output to the ground truth before scoring: ecc (RealBlur's protocol) or none; auto: ecc for a
+    # RealBlur source, none for others.
+    align: Literal["auto", "none", "ecc"] = "auto"
 
 
 class Config(_Section):

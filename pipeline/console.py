@@ -38,8 +38,10 @@ def is_tty() -> bool:
 
 
 def log(message: str) -> None:
-    """A line of progress or summary for the user (stderr keeps stdout clean for tables and JSON)."""
-    print(message, file=sys.stderr, flush=True)
+    """A line of progress or summary for the user (stderr keeps stdout clean for tables and JSON). One write per
+    line: worker processes sharing the stream (Beam, Dask) never splice their lines together."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 def error_line(exc: BaseException) -> str:

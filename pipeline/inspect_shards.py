@@ -2,8 +2,8 @@
 
 Records are framed with `records.iter_records` (which verifies both CRC32Cs: tfrecord-lite checks none) and
 parsed with tfrecord-lite, so no TensorFlow import. Checks: every listed shard exists and reads to the end,
-per-shard and per-split example counts, pairs written = pairs - rejected, examples = pairs written x
-crops_per_pair, crop sizes, the first record of each shard decodes to crop_size x crop_size x 3, and no shard
+per-shard, per-split and per-source example counts, pairs written = pairs - rejected, examples = pairs
+written x crops_per_pair, crop sizes, the first record of each shard decodes to crop_size x crop_size x 3, and no shard
 file is left unlisted. Any problem -> a table row naming the file, and exit 1.
 """
 
@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import fsio
+from pipeline import dataset_info, fsio
 from pipeline.console import log
+from pipeline.dataset_info import DATASET_FILE
 from pipeline.errors import DataError
-from pipeline.records import ENCODINGS, CropRecord, decode_image, iter_records, record_from_lite
-from pipeline.shard_plan import DATASET_FILE, REJECTED_FILE, is_shard_file
+from pipeline.records import CropRecord, decode_image, iter_records, record_from_lite
+from pipeline.shard_plan import REJECTED_FILE, is_shard_file
 
 
 @dataclass
@@ -33,37 +34,14 @@ class ShardScan:
     expected: int
     examples: int = 0
     bytes: int = 0
-    pairs: set[tuple[str, str]] = field(default_factory=set)
+    pairs: set[tuple[str, str, str]] = field(default_factory=set)  # (source, scene, frame)
+    per_source: dict[str, int] = field(default_factory=dict)  # examples per source
     problem: str | None = None
     samples: list[CropRecord] = field(default_factory=list)
 
 
 def read_metadata(directory: str) -> dict[str, Any]:
-    path = fsio.join(directory, DATASET_FILE)
-    try:
-        meta = json.loads(fsio.read_bytes(path))
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing (not a shards dir, or an incomplete one)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-    for key in ("encoding", "crop_size", "crops_per_pair", "splits"):
-        if key not in meta:
-            raise DataError(f"{path}: missing key {key!r}")
-    if meta["encoding"] not in ENCODINGS or not isinstance(meta["crop_size"], int):
-        raise DataError(f"{path}: bad encoding {meta['encoding']!r} or crop_size {meta['crop_size']!r}")
-    splits = meta["splits"]
-    if not isinstance(splits, dict):
-        raise DataError(f"{path}: 'splits' must map split names to their shard lists")
-    for name, split in splits.items():
-        shards = split.get("shards") if isinstance(split, dict) else None
-        if not isinstance(shards, list) or not all(
-            isinstance(s, dict) and isinstance(s.get("file"), str) and isinstance(s.get("examples"), int)
-            for s in shards
-        ):
-            raise DataError(f"{path}: splits.{name}.shards must be a list of {{file, examples}} entries")
-    return meta
+    return dataset_info.read(directory).meta
 
 
 def rejected_per_split(directory: str) -> dict[str, int] | None:
@@ -107,7 +85,8 @@ def scan_shard(path: str, scan: ShardScan, meta: dict[str, Any], sample_at: set[
                 check_record(rec, meta, decode=index == 0 or index in sample_at)
                 scan.examples += 1
                 scan.bytes += len(payload) + 16
-                scan.pairs.add((rec.scene, rec.frame))
+                scan.pairs.add((rec.source, rec.scene, rec.frame))
+                scan.per_source[rec.source] = scan.per_source.get(rec.source, 0) + 1
                 if index in sample_at:
                     scan.samples.append(rec)
     except FileNotFoundError:
@@ -151,6 +130,16 @@ def split_problems(
             problems.append(f"{split}: records come from {pairs} pairs, dataset.json says {written} written")
         elif examples != pairs * meta["crops_per_pair"]:
             problems.append(f"{split}: {examples} records for {pairs} pairs x {meta['crops_per_pair']} crops")
+    sources = entry.get("sources")
+    if isinstance(sources, dict) and scans and all(s.problem is None for s in scans):
+        for name, counts in sorted(sources.items()):
+            got = sum(s.per_source.get(name, 0) for s in scans)
+            if got != counts.get("examples"):
+                problems.append(
+                    f"{split}: {got} records of source {name}, dataset.json says {counts.get('examples')}"
+                )
+        if sum(c.get("pairs", 0) for c in sources.values()) != entry.get("pairs"):
+            problems.append(f"{split}: its sources' pairs do not add up to its {entry.get('pairs')} pairs")
     if rejects is not None and rejects.get(split, 0) != entry.get("rejected", 0):
         problems.append(
             f"{split}: {REJECTED_FILE} lists {rejects.get(split, 0)}, dataset.json says {entry.get('rejected')}"

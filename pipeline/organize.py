@@ -1,32 +1,73 @@
-"""`gopro-prep organize`: GOPRO_Large/{train,test}/SCENE/{blur,blur_gamma,sharp}/F.png -> OUT/{train,test}/{A,B}/.
+"""`gopro-prep organize`: a raw dataset (GOPRO_Large, paired folders, a pair list) -> OUT/SPLIT/{A,B}/ + manifest.
 
-Plan, then act: `plan()` (pairing.py) lists RAW one scene at a time, pairs blur and sharp frames (PNG or JPEG)
-by file name without its suffix (never by position in a listing) and checks each pair cheaply (image header);
-`verify_plan()` optionally decodes every image on all cores; `apply()` links the good pairs into OUT under their
-source's suffix (never transcoded), writes manifest.jsonl and rejected.jsonl atomically and removes stale
-outputs. RAW is only ever read. Rerunning is idempotent; a run holds OUT's lock (outlock.py), so two never write
-one OUT at once.
+Plan, then act: `plan()` has the layout (pipeline/layouts/: gopro, pairs, list; detected unless `--layout` names
+one) list RAW and pair blurred and sharp frames (PNG or JPEG, by name, never by position in a listing), each pair
+checked cheaply from its image headers; `verify_plan()` optionally decodes every image on all cores; `apply()`
+links the good pairs into OUT under their source's suffix (never transcoded), writes manifest.jsonl and
+rejected.jsonl atomically and removes stale outputs. Several datasets may share one OUT: a run replaces only its
+own source's rows (out_merge.py). RAW is only ever read. Rerunning is idempotent; a run holds OUT's lock
+(outlock.py), so two never write one OUT at once.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline import manifest
 from pipeline.config import OrganizeConfig
 from pipeline.console import log, track
 from pipeline.errors import DataError, UsageError
-from pipeline.fsio import errors_name
 from pipeline.imageheader import is_image_name
-from pipeline.linking import TMP_MARK, Linker
+from pipeline.layouts import LAYOUTS, LayoutArgs, Pair, Plan, Reject, choose
+from pipeline.layouts.base import reject_summary
+from pipeline.linking import Linker
+from pipeline.manifest import TMP_MARK
+from pipeline.out_merge import Merge, check_roots, manifest_row, merge, reject_row
 from pipeline.outlock import OutputLock
-from pipeline.pairing import SHARP, SPLITS, Pair, Plan, Reject, plan, scan_scene
-from pipeline.raw_survey import no_pairs_message
 
-__all__ = ["Pair", "Plan", "Reject", "apply", "check_out", "plan", "run", "scan_scene", "verify_plan"]
+__all__ = ["Pair", "Plan", "Reject", "apply", "check_out", "plan", "plan_args", "run", "verify_plan"]
+
+
+def plan(
+    raw: Path,
+    blur: str = "blur_gamma",
+    layout: str = "auto",
+    *,
+    blur_dir: str | None = None,
+    sharp_dir: str | None = None,
+    list_file: str | None = None,
+    split: str | None = None,
+    source: str | None = None,
+) -> Plan:
+    """Scan RAW with its layout into pairs and rejects, sorted by (split, scene, frame); nothing is written.
+    A RAW that fits no layout (or several, with `auto`) is a UsageError naming what was expected."""
+    return plan_args(LayoutArgs(Path(raw), blur, blur_dir, sharp_dir, list_file, split, source), layout)
+
+
+def plan_args(args: LayoutArgs, layout: str = "auto") -> Plan:
+    """`plan` for arguments already gathered."""
+    chosen, detected = choose(layout, args)
+    result = chosen.plan(args)
+    result.detected = detected
+    result.pairs.sort(key=lambda p: (p.split, p.scene, p.frame))
+    _refuse_name_collisions(result.pairs)
+    return result
+
+
+def _refuse_name_collisions(pairs: list[Pair]) -> None:
+    """SCENE_FRAME must be unique per split: scene `a_b` frame `1` and scene `a` frame `b_1` would share a file
+    (or, with other suffixes, a name that only the suffix tells apart)."""
+    seen: dict[tuple[str, str], Pair] = {}
+    for pair in pairs:
+        other = seen.setdefault((pair.split, pair.stem), pair)
+        if other is not pair:
+            raise UsageError(
+                f"{pair.a}: its output name {pair.split}/A/{pair.out_name('A')} is also that of {other.a}; "
+                "rename one of the scenes or frames"
+            )
 
 
 def decode_problems(pair: Pair) -> list[Reject]:
@@ -44,16 +85,23 @@ def decode_problems(pair: Pair) -> list[Reject]:
             )  # a failure becomes a reject instead
             image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
         except (OSError, cv2.error) as exc:
-            problems.append(Reject(path, "unreadable", str(exc)))
+            problems.append(Reject(path, "unreadable", str(exc), pair.split))
             continue
         finally:
             cv2.utils.logging.setLogLevel(level)
         if image is None:
-            problems.append(Reject(path, "unreadable", "image does not decode (truncated or corrupt)"))
+            problems.append(
+                Reject(path, "unreadable", "image does not decode (truncated or corrupt)", pair.split)
+            )
         elif image.shape[:2] != (pair.height, pair.width):
             got = f"{image.shape[1]}x{image.shape[0]}"
             problems.append(
-                Reject(path, "unreadable", f"decodes to {got}, header says {pair.width}x{pair.height}")
+                Reject(
+                    path,
+                    "unreadable",
+                    f"decodes to {got}, header says {pair.width}x{pair.height}",
+                    pair.split,
+                )
             )
     return problems
 
@@ -86,32 +134,6 @@ def _split_verified(p: Plan, results) -> Plan:
     return replace(p, pairs=good, rejects=rejects)
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write JSON lines to a temp name, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}{TMP_MARK}")
-    try:
-        with errors_name(path), open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, sort_keys=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def manifest_row(pair: Pair, blur: str) -> dict:
-    return {
-        "split": pair.split,
-        "scene": pair.scene,
-        "frame": pair.frame,
-        "a": f"{pair.split}/A/{pair.out_name('A')}",
-        "b": f"{pair.split}/B/{pair.out_name('B')}",
-        "width": pair.width,
-        "height": pair.height,
-        "blur": blur,
-    }
-
-
 @dataclass(frozen=True)
 class ApplyStats:
     written: int
@@ -120,34 +142,42 @@ class ApplyStats:
     fell_back: bool
 
 
-def apply(p: Plan, out: Path, link: str) -> ApplyStats:
-    """Link every good pair into OUT, write manifest.jsonl and rejected.jsonl, then remove stale outputs."""
+def apply(p: Plan, out: Path, link: str, merged: Merge | None = None) -> ApplyStats:
+    """Link every good pair into OUT, write manifest.jsonl and rejected.jsonl (keeping other sources' rows), then
+    remove stale outputs in every split OUT lists."""
     out = Path(out)
-    manifest = out / "manifest.jsonl"
-    # The manifest goes before the first file in OUT changes and comes back at the end: a run that fails midway
-    # (full disk) leaves no manifest describing files it has half replaced.
-    linker = Linker(link, before_first_change=lambda: manifest.unlink(missing_ok=True))
-    expected: set[str] = set()
+    merged = merged or merge(out, p)
+
+    def before_first_change() -> None:
+        # The manifest is cut down to the rows this run does not touch before the first file in OUT changes and is
+        # complete again at the end: a run that fails midway (full disk) leaves no manifest naming a file it has
+        # half replaced, and the other sources' rows are never lost.
+        if merged.kept:
+            manifest.write_manifest(out, sorted(merged.kept, key=manifest.Pair.order))
+        else:
+            (out / manifest.MANIFEST_FILE).unlink(missing_ok=True)
+
+    linker = Linker(link, before_first_change=before_first_change)
     written = unchanged = 0
     for split in {pair.split for pair in p.pairs}:
         for side in ("A", "B"):
             (out / split / side).mkdir(parents=True, exist_ok=True)
     for pair in track(p.pairs, total=len(p.pairs), description=f"organize ({link})"):
         for side, src in (("A", pair.a), ("B", pair.b)):
-            rel = f"{pair.split}/{side}/{pair.out_name(side)}"
-            expected.add(rel)
-            if linker.place(src, out / rel):
+            if linker.place(src, out / pair.split / side / pair.out_name(side)):
                 written += 1
             else:
                 unchanged += 1
-    rows = [manifest_row(pair, p.blur) for pair in p.pairs]
-    write_jsonl(manifest, rows)
-    write_jsonl(
-        out / "rejected.jsonl", [asdict(r) for r in sorted(p.rejects, key=lambda r: (r.path, r.reason))]
+    rows = sorted(merged.kept + [manifest_row(pair, p.blur) for pair in p.pairs], key=manifest.Pair.order)
+    manifest.write_manifest(out, rows)
+    rejects = merged.kept_rejects + [reject_row(r, p.source) for r in p.rejects]
+    manifest.write_jsonl(
+        out / manifest.REJECTED_FILE, sorted(rejects, key=lambda r: (r["path"], r["reason"]))
     )
     # Stale outputs go only after the new manifest is in place, so no manifest ever names a missing file.
+    expected = {path for row in rows for path in (row.a, row.b)}
     removed = 0
-    for split in SPLITS:
+    for split in sorted(merged.splits):
         for side in ("A", "B"):
             folder = out / split / side
             if not folder.is_dir():
@@ -167,33 +197,37 @@ def apply(p: Plan, out: Path, link: str) -> ApplyStats:
 
 
 def check_out(raw: Path, out: Path) -> None:
-    """OUT may not be RAW, inside RAW, or hold RAW inside its A/B folders; RAW is never written to."""
+    """OUT may not be RAW or inside it (RAW is never written to); OUT must be a directory if it exists. Where RAW
+    sits inside OUT is checked once the plan says which splits organize writes (out_merge.check_roots)."""
     raw_r, out_r = Path(raw).resolve(), Path(out).resolve()
     if out_r == raw_r or raw_r in out_r.parents:
         raise UsageError(
             f"--out {out}: is inside --raw {raw}; RAW is never written to, choose an OUT outside it"
         )
-    if any(out_r / split == raw_r or out_r / split in raw_r.parents for split in SPLITS):
-        raise UsageError(f"--raw {raw}: is inside --out {out}/train or /test, which organize rewrites")
     if out_r.exists() and not out_r.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
-
-
-def _by_reason(rejects: list[Reject]) -> str:
-    counts = Counter(r.reason for r in rejects)
-    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
 
 
 def run(cfg: OrganizeConfig, verify: bool = False, strict: bool = False) -> ApplyStats:
     """The `organize` command: under OUT's lock, plan, optionally verify, then apply (or refuse under --strict)."""
     raw, out = Path(cfg.raw), Path(cfg.out)
-    check_out(raw, out)
+    if raw.exists():
+        check_out(raw, out)
     with OutputLock(str(out), "organize"):
         return _organize(cfg, raw, out, verify, strict)
 
 
+def _split_order(split: str) -> tuple[int, str]:
+    return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
+
+
 def _organize(cfg: OrganizeConfig, raw: Path, out: Path, verify: bool, strict: bool) -> ApplyStats:
-    p = plan(raw, cfg.blur)
+    args = LayoutArgs(raw, cfg.blur, cfg.blur_dir, cfg.sharp_dir, cfg.list_file, cfg.split, cfg.source)
+    p = plan_args(args, cfg.layout)
+    if p.detected:
+        log(f"layout: {p.layout} (detected: {p.detected}); source: {p.source}")
+    merged = merge(out, p)
+    check_roots(p, out, merged.splits)
     if verify:
         p = verify_plan(p)
     if p.rejects and strict:
@@ -201,19 +235,26 @@ def _organize(cfg: OrganizeConfig, raw: Path, out: Path, verify: bool, strict: b
             log(f"reject: {r.reason}: {r.path} ({r.detail})")
         more = " (first 20 shown)" if len(p.rejects) > 20 else ""
         raise DataError(
-            f"{len(p.rejects)} rejected in {raw}: {_by_reason(p.rejects)}{more}; --strict: nothing written to {out}"
+            f"{len(p.rejects)} rejected in {raw}: {reject_summary(p.rejects)}{more}; --strict: nothing written to {out}"
         )
     if not p.pairs:
-        matched = any(r.reason in ("size_mismatch", "unreadable") for r in p.rejects)
-        raise DataError(no_pairs_message(raw, cfg.blur, SHARP, p.scenes, _by_reason(p.rejects), matched))
-    stats = apply(p, out, cfg.link)
+        raise DataError(LAYOUTS[p.layout].no_pairs_message(args, p))
+    stats = apply(p, out, cfg.link, merged)
     per_split = Counter(pair.split for pair in p.pairs)
-    splits = " + ".join(f"{per_split[s]} {s}" for s in ("train", "test") if per_split[s])
+    splits = " + ".join(f"{per_split[s]} {s}" for s in sorted(per_split, key=_split_order))
     link = "hardlink, fell back to copy" if stats.fell_back else cfg.link
-    log(f"organized {splits} pairs into {out} (blur: {cfg.blur}, link: {link})")
+    how = f"blur: {p.blur}, link: {link}" if p.blur else f"layout {p.layout}, link: {link}"
+    log(f"organized {splits} pairs of {p.source} into {out} ({how})")
+    now = sorted((manifest_row(pair, p.blur) for pair in p.pairs), key=manifest.Pair.order)
+    if merged.replaced and sorted(merged.replaced, key=manifest.Pair.order) != now:
+        log(f"replaced {p.source}'s previous {len(merged.replaced)} pairs in {', '.join(p.splits)}")
+    others = merged.other_sources()
+    if others:
+        listing = ", ".join(f"{name} {n}" for name, n in others.items())
+        log(f"{out} also holds {sum(others.values())} pairs of other sources ({listing})")
     log(f"files: {stats.written} written, {stats.unchanged} unchanged, {stats.removed} stale removed")
     if p.rejects:
-        log(f"rejected {len(p.rejects)}: {_by_reason(p.rejects)} (see {out / 'rejected.jsonl'})")
+        log(f"rejected {len(p.rejects)}: {reject_summary(p.rejects)} (see {out / manifest.REJECTED_FILE})")
     else:
         log("rejected 0")
     return stats

@@ -5,6 +5,7 @@ Each record is a `tf.train.Example` with features:
   height, width   int64   crop size
   y, x            int64   top-left offset of the crop in the source frame
   scene, frame    bytes   where the crop comes from
+  source          bytes   the dataset the pair comes from (format 2; absent in format 1, read as "")
 
 The Example protobuf and the TFRecord framing are encoded here by hand (a few lines of wire format), so Beam
 workers and `gopro-prep inspect` never import TensorFlow. Tests check that TensorFlow parses what we write.
@@ -19,14 +20,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records carry `source`; readers take 1 and 2
 ENCODINGS = ("png", "raw")
 PNG_COMPRESSION = 1  # cv2 level: 4.3 ms per 256px crop vs 8.5 ms at 6, files ~10% larger (NOTES.md)
 
 IMAGE_KEYS = ("blur", "sharp")
 INT_KEYS = ("height", "width", "y", "x")
 TEXT_KEYS = ("scene", "frame")
-FEATURE_KEYS = IMAGE_KEYS + INT_KEYS + TEXT_KEYS
+OPTIONAL_TEXT_KEYS = ("source",)  # read as "" from records written before it existed
+FEATURE_KEYS = IMAGE_KEYS + INT_KEYS + TEXT_KEYS  # required on read
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class CropRecord:
     x: int
     scene: str
     frame: str
+    source: str = ""
 
 
 # ---- images -------------------------------------------------------------------------------------------------
@@ -120,6 +123,7 @@ def serialize_example(rec: CropRecord) -> bytes:
         "x": _int64_feature(rec.x),
         "scene": _bytes_feature(rec.scene.encode()),
         "frame": _bytes_feature(rec.frame.encode()),
+        "source": _bytes_feature(rec.source.encode()),
     }
     entries = b"".join(_field(1, _field(1, k.encode()) + _field(2, v)) for k, v in sorted(features.items()))
     return _field(1, entries)  # Example.features(1) -> Features.feature map entries(1)
@@ -136,6 +140,8 @@ def record_from_lite(features: dict[str, Any]) -> CropRecord:
         return value[0] if isinstance(value, list | tuple | np.ndarray) else value
 
     def text(key: str) -> str:
+        if key not in features:
+            return ""
         value = one(key)
         return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -148,6 +154,7 @@ def record_from_lite(features: dict[str, Any]) -> CropRecord:
         x=int(one("x")),
         scene=text("scene"),
         frame=text("frame"),
+        source=text("source"),
     )
 
 
@@ -208,11 +215,13 @@ def tf_feature_spec() -> dict[str, Any]:
 
     spec: dict[str, Any] = {k: tf.io.FixedLenFeature([], tf.string) for k in IMAGE_KEYS + TEXT_KEYS}
     spec.update({k: tf.io.FixedLenFeature([], tf.int64) for k in INT_KEYS})
+    spec.update({k: tf.io.FixedLenFeature([], tf.string, default_value="") for k in OPTIONAL_TEXT_KEYS})
     return spec
 
 
 def tf_parse(serialized: Any, encoding: str) -> dict[str, Any]:
-    """Parse one serialized Example into tensors: blur/sharp uint8 [h, w, 3], y, x, height, width, scene, frame."""
+    """Parse one serialized Example into tensors: blur/sharp uint8 [h, w, 3], y, x, height, width, scene, frame,
+    source."""
     import tensorflow as tf
 
     ex = tf.io.parse_single_example(serialized, tf_feature_spec())

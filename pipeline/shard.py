@@ -6,6 +6,11 @@ Only small manifest rows cross the shuffles (GroupByKey by split, then by shard)
 one DoFn call that decodes every pair once, cuts the crops, encodes and appends records to its own file. That
 keeps image bytes off the shuffle (NOTES.md: 0.84x of the decode limit vs 0.34x for ParDo -> WriteToTFRecord).
 Everything is written into a staging dir next to OUT, dataset.json last, then renamed into place (publish.py).
+dataset.json's counts come from the shards' own results, never from runner metrics.
+
+On Beam's DaskRunner (2.77), which translates only Create, ParDo, GroupByKey and Flatten, ReadFromText cannot
+run: it is a splittable-DoFn read (Impulse + SDF), and the runner has no translation for Impulse or for the
+`Read` it replaces. There the launcher, which reads the manifest anyway, hands its rows to `beam.Create`.
 """
 
 from __future__ import annotations
@@ -22,26 +27,24 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import create_runner
 
-from pipeline import __version__, fsio, publish
-from pipeline.beam_runner import LOCAL_RUNNER, local_runner, pipeline_options, quiet_failures
+from pipeline import __version__, dataset_info, fsio, manifest, publish
+from pipeline.beam_runner import (
+    LOCAL_RUNNER,
+    dask_partitions,
+    is_dask,
+    local_runner,
+    pipeline_options,
+    quiet_failures,
+    runner_path,
+)
 from pipeline.config import ShardConfig
 from pipeline.console import debug_enabled, log
+from pipeline.dataset_info import DATASET_FILE
 from pipeline.errors import DataError, UsageError
+from pipeline.manifest import MANIFEST_FILE, ManifestSummary, Pair, parse_manifest_line, summarize_manifest
 from pipeline.outlock import OutputLock
 from pipeline.records import FORMAT_VERSION
-from pipeline.shard_plan import (
-    DATASET_FILE,
-    MANIFEST_FILE,
-    REJECTED_FILE,
-    ManifestSummary,
-    Pair,
-    assign_shards,
-    check_crop,
-    is_shards_dir_entry,
-    parse_manifest_line,
-    shard_count,
-    summarize_manifest,
-)
+from pipeline.shard_plan import REJECTED_FILE, assign_shards, check_crop, is_shards_dir_entry, shard_count
 from pipeline.shard_writer import CropParams, write_metadata, write_shard
 
 METRICS_NAMESPACE = "gopro-shard"
@@ -53,13 +56,17 @@ _OS_ERROR = re.compile(r"\[Errno \d+\] (?P<reason>[^\[\]]+?): '(?P<path>[^']+)'"
 
 
 class ReadManifest(beam.PTransform):
-    """manifest.jsonl (not a directory glob) -> one `Pair` per line."""
+    """manifest.jsonl (not a directory glob) -> one `Pair` per line; with `pairs` given (read by the launcher, for
+    a runner that cannot read files: DaskRunner), those pairs."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, pairs: list[Pair] | None = None) -> None:
         super().__init__()
         self.path = path
+        self.pairs = pairs
 
     def expand(self, pbegin):
+        if self.pairs is not None:
+            return pbegin | "CreatePairs" >> beam.Create(self.pairs)
         return (
             pbegin
             | "ReadLines" >> beam.io.ReadFromText(self.path)
@@ -157,11 +164,12 @@ def build_pipeline(
     params: CropParams,
     counts: dict[str, int],
     base: dict[str, Any],
+    pairs: list[Pair] | None = None,
 ):
-    """Wire the four stages; returns the PCollection holding the dataset.json dict."""
+    """Wire the four stages; returns the PCollection holding the dataset.json dict. `pairs`: see ReadManifest."""
     return (
         p
-        | "ReadManifest" >> ReadManifest(manifest)
+        | "ReadManifest" >> ReadManifest(manifest, pairs)
         | "AssignShards" >> AssignShards(counts)
         | "WriteShards" >> WriteShards(out_dir, params)
         | "WriteMetadata" >> WriteMetadata(out_dir, base)
@@ -185,11 +193,34 @@ def new_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, str]:
             workers = options.view_as(DirectOptions).direct_num_workers
             where = f"{name} ({workers} worker{'s' if workers != 1 else ''})"
         else:
-            runner = create_runner(name)
+            if is_dask(name):
+                _require_dask(name)
+            runner = create_runner(runner_path(name))
         return beam.Pipeline(runner=runner, options=options), where
     except (ImportError, ValueError) as exc:
         problems = "; ".join(ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip())
         raise UsageError(f"--runner {name}: {problems or _beam_failure(exc)}") from None
+
+
+def _require_dask(name: str) -> None:
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            f"--runner {name}: needs dask.distributed: pip install 'apache-beam[dask]==2.77.*'"
+        ) from None
+
+
+def run_to_completion(p: beam.Pipeline) -> None:
+    """Run a pipeline and wait for it; the Dask client a DaskRunner result holds is closed after (left open, it
+    keeps reconnecting to a cluster that has gone)."""
+    result = p.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)
+        if client is not None:
+            client.close()
 
 
 def _beam_failure(exc: BaseException) -> str:
@@ -227,7 +258,13 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
     out = cfg.out if fsio.is_remote(cfg.out) else os.path.realpath(cfg.out)
     summary = summarize_manifest(fsio.join(cfg.src, MANIFEST_FILE))
     too_small = check_crop(summary, cfg.crop_size)  # a crop no frame fits is refused before Beam starts
-    options = pipeline_options(cfg, list(beam_args or []))
+    counts = cfg.shards.model_dump()
+    beam_args, inline = list(beam_args or []), None
+    if is_dask(pipeline_options(cfg, beam_args).view_as(StandardOptions).runner):
+        total_shards = sum(shard_count(split, counts, n) for split, n in summary.pairs.items())
+        beam_args = dask_partitions(beam_args, total_shards)
+        inline = manifest.read_pairs(cfg.src)  # no file source runs on DaskRunner (see the module docstring)
+    options = pipeline_options(cfg, beam_args)
     p, where = new_pipeline(options)
     params = CropParams(cfg.src, cfg.crop_size, cfg.crops_per_pair, cfg.seed, cfg.encoding)
     total = sum(summary.pairs.values())
@@ -237,15 +274,13 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
         log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
         if too_small:
             log(f"shard: {too_small} of {total} pairs are smaller than the {cfg.crop_size}px crop: too_small")
-        _hint_parallelism(options, summary.pairs, cfg.shards.model_dump())
+        _hint_parallelism(options, summary.pairs, counts)
         start = time.monotonic()
         try:
-            build_pipeline(
-                p, summary.path, staging, params, cfg.shards.model_dump(), base_metadata(cfg, summary)
-            )
+            build_pipeline(p, summary.path, staging, params, counts, base_metadata(cfg, summary), inline)
             try:
                 with quiet_failures(not debug_enabled()):
-                    p.run().wait_until_finish()
+                    run_to_completion(p)
             except Exception as exc:
                 raise DataError(_failure_message(exc, where)) from None
             meta = _check_written(staging, summary.pairs)
@@ -281,7 +316,7 @@ def _hint_parallelism(options: PipelineOptions, pairs: dict[str, int], counts: d
 
 def _check_written(staging: str, expected: dict[str, int]) -> dict[str, Any]:
     """Read back dataset.json; every manifest pair must be accounted for, and something must be written."""
-    meta = json.loads(fsio.read_bytes(fsio.join(staging, DATASET_FILE)))
+    meta = dataset_info.read(staging).meta
     got = {s: v["pairs"] for s, v in meta["splits"].items()}
     if got != expected:
         raise DataError(f"shard: pipeline accounted for {got} pairs, manifest lists {expected}")

@@ -1,4 +1,4 @@
-"""What the shard stage will do: manifest rows in, pairs assigned to shards, dataset.json out.
+"""What the shard stage will do: manifest rows in, pairs assigned to shards, rejects named.
 
 Pure functions over small rows (never images): the Beam pipeline and the tests call them directly.
 Pairs go to shards round-robin in sorted (scene, frame) order, so shard sizes differ by at most one pair and the
@@ -8,107 +8,17 @@ same manifest always gives the same shards. A split with fewer pairs than shards
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import fsio
 from pipeline.crops import fits
-from pipeline.errors import DataError, UsageError
+from pipeline.dataset_info import DATASET_FILE
+from pipeline.errors import UsageError
+from pipeline.manifest import ManifestSummary, Pair
 
-MANIFEST_FILE = "manifest.jsonl"
-DATASET_FILE = "dataset.json"
 REJECTED_FILE = "rejected.jsonl"
-_REQUIRED = ("split", "scene", "frame", "a", "b", "width", "height")
 _SHARD_FILE = re.compile(r"gopro-[\w.-]+\.tfrecord-\d{5}-of-\d{5}")
-
-
-@dataclass(frozen=True, order=True)
-class Pair:
-    """One manifest row: an organized blurred/sharp pair (paths relative to the organized dir)."""
-
-    split: str
-    scene: str
-    frame: str
-    a: str
-    b: str
-    width: int
-    height: int
-    blur: str | None = None
-
-
-@dataclass(frozen=True)
-class ManifestSummary:
-    """What the main process learns from reading the manifest once: counts, blur source, frame sizes, checksum."""
-
-    path: str
-    sha256: str
-    pairs: dict[str, int]
-    blur: str | list[str] | None
-    sizes: dict[tuple[int, int], int] = field(default_factory=dict)  # (width, height) -> pairs
-
-
-def parse_manifest_line(line: str, where: str) -> Pair:
-    """Parse one manifest.jsonl line; DataError naming `where` (file:line) if it is not a valid pair row."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not JSON ({exc.msg})") from None
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    missing = [k for k in _REQUIRED if k not in row]
-    if missing:
-        raise DataError(f"{where}: missing key(s) {', '.join(missing)}")
-    try:
-        width, height = int(row["width"]), int(row["height"])
-    except (TypeError, ValueError):
-        raise DataError(
-            f"{where}: width/height must be integers (got {row['width']!r}, {row['height']!r})"
-        ) from None
-    blur = row.get("blur")
-    return Pair(
-        split=str(row["split"]),
-        scene=str(row["scene"]),
-        frame=str(row["frame"]),
-        a=str(row["a"]),
-        b=str(row["b"]),
-        width=width,
-        height=height,
-        blur=None if blur is None else str(blur),
-    )
-
-
-def summarize_manifest(path: str) -> ManifestSummary:
-    """Validate every line of the manifest (streaming) and return per-split counts and its sha256."""
-    digest = hashlib.sha256()
-    pairs: Counter[str] = Counter()
-    blurs: set[str] = set()
-    sizes: Counter[tuple[int, int]] = Counter()
-    try:
-        fh = fsio.open_read(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no manifest (run `gopro-prep organize` first)") from None
-    with fh:
-        for number, raw in enumerate(fh, start=1):
-            digest.update(raw)
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line:
-                continue
-            pair = parse_manifest_line(line, f"{path}:{number}")
-            pairs[pair.split] += 1
-            sizes[(pair.width, pair.height)] += 1
-            if pair.blur is not None:
-                blurs.add(pair.blur)
-    if not pairs:
-        raise DataError(f"{path}: manifest lists no pairs; nothing to shard")
-    blur: str | list[str] | None = sorted(blurs) if len(blurs) > 1 else (blurs.pop() if blurs else None)
-    return ManifestSummary(
-        path=path, sha256=digest.hexdigest(), pairs=dict(sorted(pairs.items())), blur=blur, sizes=dict(sizes)
-    )
 
 
 def check_crop(summary: ManifestSummary, crop: int) -> int:
@@ -129,11 +39,16 @@ def shard_count(split: str, counts: dict[str, int], pairs: int) -> int:
     return max(1, min(counts.get(split, 1), pairs))
 
 
+def sort_key(pair: Pair) -> tuple[str, str, str]:
+    """The order pairs take within a split: by scene and frame (unique within a split of an organized dir)."""
+    return (pair.scene, pair.frame, pair.source or "")
+
+
 def assign_shards(
     split: str, pairs: Iterable[Pair], counts: dict[str, int]
 ) -> list[tuple[tuple[str, int, int], Pair]]:
     """Key each pair of one split by its shard (split, index, count): round-robin over sorted (scene, frame)."""
-    ordered = sorted(pairs, key=lambda p: (p.scene, p.frame))
+    ordered = sorted(pairs, key=sort_key)
     n = shard_count(split, counts, len(ordered))
     return [((split, i % n, n), pair) for i, pair in enumerate(ordered)]
 
@@ -149,24 +64,10 @@ def is_shards_dir_entry(name: str) -> bool:
 
 
 def reject_row(pair: Pair, path: str, reason: str, detail: str) -> dict[str, Any]:
-    """A rejected.jsonl line: which pair, which file, why (unreadable | size_mismatch | too_small)."""
-    return {
-        "split": pair.split,
-        "scene": pair.scene,
-        "frame": pair.frame,
-        "path": path,
-        "reason": reason,
-        "detail": detail,
-    }
-
-
-def dataset_metadata(results: Iterable[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
-    """dataset.json from the per-shard results: per split pairs, examples, rejected and the shard list."""
-    splits: dict[str, dict[str, Any]] = {}
-    for res in sorted(results, key=lambda r: (r["split"], r["index"])):
-        entry = splits.setdefault(res["split"], {"pairs": 0, "examples": 0, "rejected": 0, "shards": []})
-        entry["pairs"] += res["pairs"]
-        entry["examples"] += res["examples"]
-        entry["rejected"] += len(res["rejected"])
-        entry["shards"].append({"file": res["file"], "examples": res["examples"]})
-    return {**base, "splits": splits}
+    """A rejected.jsonl line: which pair (and source, when the manifest names it), which file, why
+    (unreadable | size_mismatch | too_small)."""
+    row = {"split": pair.split, "scene": pair.scene, "frame": pair.frame, "path": path, "reason": reason}
+    row["detail"] = detail
+    if pair.source is not None:
+        row["source"] = pair.source
+    return row

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import fsio
+from pipeline import dataset_info, fsio
 from pipeline.crops import crop_offsets, cut, fits
+from pipeline.manifest import Pair
 from pipeline.records import CropRecord, encode_image, serialize_example, shard_name, write_record
-from pipeline.shard_plan import DATASET_FILE, REJECTED_FILE, Pair, dataset_metadata, reject_row
+from pipeline.shard_plan import REJECTED_FILE, reject_row, sort_key
 
 Progress = Callable[[str, int, int], None]
 
@@ -81,6 +82,7 @@ def pair_records(pair: Pair, a: np.ndarray, b: np.ndarray, params: CropParams) -
                 x=x,
                 scene=pair.scene,
                 frame=pair.frame,
+                source=pair.source or "",
             )
         )
     return out
@@ -99,11 +101,12 @@ def write_shard(
 
     Pairs are written in sorted (scene, frame) order, so the file's bytes do not depend on how the runner
     delivered them. An empty file is still written when every pair is rejected (dataset.json lists it).
+    The counts are also kept per source (`sources`), for dataset.json.
     `make_dir=False` fails instead of creating a missing `out_dir` (see WriteShardFn). Write errors name the file.
     """
     split, index, count = key
     name = shard_name(split, index, count)
-    ordered = sorted(pairs, key=lambda p: (p.scene, p.frame))
+    ordered = sorted(pairs, key=sort_key)
     result: dict[str, Any] = {
         "split": split,
         "index": index,
@@ -113,19 +116,24 @@ def write_shard(
         "examples": 0,
         "bytes": 0,
         "rejected": [],
+        "sources": {},
     }
     last = time.monotonic()
     path = fsio.join(out_dir, name)
     with fsio.errors_name(path), fsio.open_write(path, parents=make_dir) as fh:
         for pair in ordered:
             result["pairs"] += 1
+            counts = _source_counts(result, pair)
+            counts["pairs"] += 1
             loaded = load_pair(pair, params)
             if isinstance(loaded, dict):
                 result["rejected"].append(loaded)
+                counts["rejected"] += 1
             else:
                 for rec in pair_records(pair, *loaded, params):
                     result["bytes"] += write_record(fh, serialize_example(rec))
                     result["examples"] += 1
+                    counts["examples"] += 1
             if progress is not None and time.monotonic() - last >= every_s:
                 last = time.monotonic()
                 progress(name, result["pairs"], len(ordered))
@@ -135,6 +143,13 @@ def write_shard(
     return result
 
 
+def _source_counts(result: dict[str, Any], pair: Pair) -> dict[str, int]:
+    """The per-source counters of a shard result for `pair` (a throwaway dict for a row without a source)."""
+    if pair.source is None:
+        return dict.fromkeys(dataset_info.COUNTS, 0)
+    return result["sources"].setdefault(pair.source, dict.fromkeys(dataset_info.COUNTS, 0))
+
+
 def write_metadata(results: list[dict[str, Any]], out_dir: str, base: dict[str, Any]) -> dict[str, Any]:
     """rejected.jsonl, then dataset.json (last: its presence marks the dir complete)."""
     ordered = sorted(results, key=lambda r: (r["split"], r["index"]))
@@ -142,6 +157,6 @@ def write_metadata(results: list[dict[str, Any]], out_dir: str, base: dict[str, 
     fsio.write_bytes(
         fsio.join(out_dir, REJECTED_FILE), "".join(json.dumps(r) + "\n" for r in rejects).encode()
     )
-    meta = dataset_metadata(ordered, base)
-    fsio.write_bytes(fsio.join(out_dir, DATASET_FILE), (json.dumps(meta, indent=2) + "\n").encode())
+    meta = dataset_info.build(ordered, base)
+    dataset_info.write(out_dir, meta)
     return meta

@@ -6,7 +6,6 @@ python scripts/demo_grid.py VERSION_DIR ORGANIZED_DIR OUT.png [--split test] [--
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,14 @@ def main() -> None:
     args = parser.parse_args()
 
     from pipeline.fsio import write_png
+    from pipeline.manifest import read_pairs
     from train import Deblurrer
     from train.inference.images import read
     from train.samples import sample_grid
 
-    rows = [json.loads(line) for line in (args.organized / "manifest.jsonl").read_text().splitlines() if line]
-    rows = [r for r in rows if r["split"] == args.split][: args.pairs]
-    blur = np.stack([read(args.organized / r["a"]) for r in rows])
-    sharp = np.stack([read(args.organized / r["b"]) for r in rows])
+    rows = [pair for pair in read_pairs(str(args.organized)) if pair.split == args.split][: args.pairs]
+    blur = np.stack([read(args.organized / pair.a) for pair in rows])
+    sharp = np.stack([read(args.organized / pair.b) for pair in rows])
     deblur = Deblurrer(str(args.version_dir))
     deblurred = np.stack([deblur(b) for b in blur])
 

@@ -108,7 +108,7 @@ def test_count_mismatches_in_dataset_json(copy):
 def test_not_a_shards_dir(tmp_path):
     result = _inspect(tmp_path)
     assert result.exit_code == 1
-    assert f"{tmp_path / 'dataset.json'}: missing" in result.output
+    assert f"{tmp_path}: no dataset.json; not a complete shards dir" in result.output
 
 
 def test_dump_writes_side_by_side_pairs(shards_dir, tmp_path):

@@ -170,7 +170,9 @@ def test_nothing_pairs_with_frames_of_another_format_says_which_formats_count(tm
         png.unlink()
     result = CliRunner().invoke(app, ["organize", "--raw", str(raw), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.strip().replace("\n", " ") == (
+    detected, *error = result.output.strip().splitlines()
+    assert detected == "layout: gopro (detected: test/GOPR0002_07_00/{blur,blur_gamma,sharp}); source: raw"
+    assert " ".join(error) == (
         f"error: --raw {raw}: no good pairs to organize: 2 scenes, 12 files (blur/ 4 .tif, blur_gamma/ 4 .tif, "
         "sharp/ 4 .tif), none under blur_gamma/ and sharp/ with matching frame names; frames must be .png, .jpg "
         "or .jpeg files"

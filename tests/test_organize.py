@@ -111,9 +111,14 @@ def test_organize_links_every_good_pair(raw, tmp_path, link):
         (r["split"], r["scene"], r["frame"]) for r in rows
     )
     for row in rows:
-        assert set(row) == {"split", "scene", "frame", "a", "b", "width", "height", "blur"}
+        assert set(row) == {"split", "scene", "frame", "a", "b", "width", "height", "blur", "source"}
         assert row["a"] == f"{row['split']}/A/{row['scene']}_{row['frame']}.png"
-        assert (row["width"], row["height"], row["blur"]) == (48, 32, "blur_gamma")
+        assert (row["width"], row["height"], row["blur"], row["source"]) == (
+            48,
+            32,
+            "blur_gamma",
+            "GOPRO_Large",
+        )
         for key, folder in (("a", "blur_gamma"), ("b", "sharp")):
             src = raw / row["split"] / row["scene"] / folder / f"{row['frame']}.png"
             dst = out / row[key]
@@ -129,7 +134,8 @@ def test_organize_links_every_good_pair(raw, tmp_path, link):
     assert on_disk == sorted([r["a"] for r in rows] + [r["b"] for r in rows])
     rejects = read_jsonl(out / "rejected.jsonl")
     assert {(r["path"], r["reason"]) for r in rejects} == expected
-    assert all(set(r) == {"path", "reason", "detail"} and r["detail"] for r in rejects)
+    assert all(set(r) == {"path", "reason", "detail", "split", "source"} and r["detail"] for r in rejects)
+    assert {(r["split"], r["source"]) for r in rejects} == {("train", "GOPRO_Large"), ("test", "GOPRO_Large")}
     assert snapshot(raw) == before
 
 
@@ -232,14 +238,28 @@ def test_bad_raw_is_a_usage_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_out_inside_raw_is_refused(pristine):
+def test_out_inside_raw_is_refused(pristine, tmp_path):
     before = snapshot(pristine)
     for out in (pristine / "organized", pristine, pristine / "train" / "x"):
         result = organize(pristine, out)
         assert result.exit_code == 2 and "is inside --raw" in result.output
     assert snapshot(pristine) == before
-    with pytest.raises(UsageError, match="inside --out"):
-        run(OrganizeConfig(raw=str(pristine / "train"), out=str(pristine)))
+    # RAW inside a split folder OUT writes and cleans: train/ of a GOPRO tree, and a `val` split just the same.
+    out = tmp_path / "out"
+    for split in ("train", "val"):
+        raw = out / split / "raw"
+        shutil.copytree(pristine, raw)
+        if split == "val":
+            shutil.rmtree(raw / "train")
+            (raw / "test").rename(raw / "val")
+        inside = snapshot(out)
+        with pytest.raises(UsageError, match=rf"is inside --out {out}/{split}, which organize rewrites"):
+            run(OrganizeConfig(raw=str(raw), out=str(out)))
+        assert snapshot(out) == inside
+        shutil.rmtree(out / split)
+    # Beside the splits (OUT/raw) it is left alone and organizes.
+    shutil.copytree(pristine, out / "raw")
+    assert run(OrganizeConfig(raw=str(out / "raw"), out=str(out), link="copy")).written == 24
 
 
 def test_hardlink_falls_back_to_copy_across_filesystems(pristine, tmp_path, monkeypatch, capsys):

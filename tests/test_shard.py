@@ -35,8 +35,8 @@ from pipeline.cli import app
 from pipeline.config import ShardConfig
 from pipeline.crops import crop_offsets
 from pipeline.errors import UsageError
+from pipeline.manifest import Pair, parse_manifest_line
 from pipeline.records import decode_image
-from pipeline.shard_plan import Pair, parse_manifest_line
 from pipeline.shard_writer import CropParams
 
 
@@ -188,13 +188,15 @@ def test_runner_problems_are_usage_errors(organized_dir, tmp_path):
 def test_end_to_end_dataset(published, organized_dir):
     meta, shards = read_dataset(published)
     rows = manifest_rows(organized_dir)
-    assert (meta["format_version"], meta["crop_size"], meta["crops_per_pair"], meta["seed"]) == (1, 32, 3, 5)
+    assert (meta["format_version"], meta["crop_size"], meta["crops_per_pair"], meta["seed"]) == (2, 32, 3, 5)
     assert meta["encoding"] == ShardConfig().encoding and meta["blur"] == "blur_gamma"
     assert meta["source_manifest_sha256"] and meta["created"] and meta["tool_version"]
     assert {s: (v["pairs"], v["examples"], v["rejected"]) for s, v in meta["splits"].items()} == {
         "train": (9, 27, 0),
         "test": (3, 9, 0),
     }
+    assert meta["splits"]["train"]["sources"] == {"GOPRO_Large": {"pairs": 9, "examples": 27, "rejected": 0}}
+    assert {rec.source for recs in shards.values() for rec in recs} == {"GOPRO_Large"}
     assert [s["file"] for s in meta["splits"]["train"]["shards"]] == [
         f"gopro-train.tfrecord-{i:05d}-of-00004" for i in range(4)
     ]

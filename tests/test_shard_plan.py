@@ -5,16 +5,10 @@ import json
 
 import pytest
 
+from pipeline.dataset_info import build as dataset_metadata
 from pipeline.errors import DataError, UsageError
-from pipeline.shard_plan import (
-    Pair,
-    assign_shards,
-    check_crop,
-    dataset_metadata,
-    parse_manifest_line,
-    shard_count,
-    summarize_manifest,
-)
+from pipeline.manifest import Pair, parse_manifest_line, summarize_manifest
+from pipeline.shard_plan import assign_shards, check_crop, shard_count
 
 ROW = {"split": "train", "scene": "S1", "frame": "000001", "a": "train/A/S1_000001.png",
        "b": "train/B/S1_000001.png", "width": 1280, "height": 720, "blur": "blur_gamma"}  # fmt: skip

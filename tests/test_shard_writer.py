@@ -8,8 +8,8 @@ import pytest
 from shard_helpers import read_shard
 
 from pipeline.crops import crop_offsets
+from pipeline.manifest import Pair
 from pipeline.records import decode_image
-from pipeline.shard_plan import Pair
 from pipeline.shard_writer import CropParams, load_pair, pair_records, write_shard
 
 

@@ -92,12 +92,20 @@ def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = 
             raise typer.Exit(exit_code(result.stopped_by))
 
 
-@app.command(cls=config_defaults(split="evaluate.split"))
+@app.command(cls=config_defaults(split="evaluate.split", src="evaluate.src", align="evaluate.align"))
 def evaluate(
     config: ConfigArg = None,
     version: Annotated[str, typer.Option("--version", help="latest, best or vNNNN.")] = "latest",
     split: Annotated[
         str | None, typer.Option("--split", help="Organized split (default: evaluate.split).")
+    ] = None,
+    src: Annotated[
+        list[str] | None,
+        typer.Option("--src", help="Organized dir to score (repeatable: one table row and score each)."),
+    ] = None,
+    align: Annotated[
+        str | None,
+        typer.Option("--align", help="auto (ecc for RealBlur sources), none or ecc (RealBlur's protocol)."),
     ] = None,
     out: Annotated[
         str | None, typer.Option("--out", help="Also write the metrics JSON here (local or gs://...).")
@@ -107,15 +115,19 @@ def evaluate(
     set_: SetOpt = None,
     config_file: ConfigOpt = None,
 ) -> None:
-    """Full-frame PSNR/SSIM of a generator version on organized A/B pairs (and of the blurred input)."""
+    """Full-frame PSNR/SSIM of a generator version on organized A/B pairs (and of the blurred input), one table
+    row per dataset."""
     with cli_errors():
         from pipeline.config import load_config
 
-        cfg = load_config(config_path(config, config_file), set_ or [])  # errors before the slow TF import
+        overrides = list(set_ or [])
+        if align is not None:
+            overrides.append(f"evaluate.align={align}")
+        cfg = load_config(config_path(config, config_file), overrides)  # errors before the slow TF import
         _quiet_tensorflow()
         from train.evaluate import run
 
-        run(cfg, version=version, split=split, out=out, tlc=not no_tlc, ensemble=ensemble)
+        run(cfg, version=version, split=split, out=out, tlc=not no_tlc, ensemble=ensemble, srcs=src or None)
 
 
 @app.command(cls=Command)

@@ -1,6 +1,7 @@
 """Training input: stream (blur, sharp) crops from the TFRecord shards listed in dataset.json.
 
-A shards dir without dataset.json is incomplete (the shard stage writes it last) and is refused. Files are split
+A shards dir without dataset.json is incomplete (the shard stage writes it last) and is refused; dataset.json
+is read and checked by `pipeline.dataset_info`. Files are split
 between input pipelines (workers) by file when there are enough of them, else by record; reads interleave over
 files in parallel; records are shuffled before decoding (small strings, small checkpoints of the iterator).
 Every example's random crop and flip is keyed on (seed, pipeline, example index): the stream is deterministic
@@ -9,91 +10,37 @@ given the seed, and the same on 1 or N replicas of one worker.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import posixpath
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-from pipeline import records
+from pipeline import dataset_info, records
 from pipeline.console import log
+from pipeline.dataset_info import DatasetInfo
 from pipeline.errors import ConfigError, DataError
 from train.augment import paired_augment
 
-DATASET_FILE = "dataset.json"
 SHUFFLE_RECORDS = (
     64  # records held for shuffling, after an 8-file interleave; their bytes go into every checkpoint
 )
 MAX_PARALLEL_FILES = 8
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """dataset.json of a shards dir, with its sha256 (the dataset fingerprint recorded in runs and versions)."""
-
-    root: str
-    meta: dict[str, Any]
-    sha256: str
-
-    @property
-    def encoding(self) -> str:
-        return str(self.meta.get("encoding", "png"))
-
-    @property
-    def crop_size(self) -> int:
-        return int(self.meta["crop_size"])
-
-    def split(self, name: str) -> dict[str, Any]:
-        splits = self.meta.get("splits", {})
-        if name not in splits:
-            have = ", ".join(sorted(splits)) or "none"
-            raise DataError(f"{self.json_path}: no split {name!r} (have: {have})")
-        return splits[name]
-
-    def files(self, split: str) -> list[str]:
-        return [_join(self.root, shard["file"]) for shard in self.split(split).get("shards", [])]
-
-    def examples(self, split: str) -> int:
-        return int(self.split(split).get("examples", 0))
-
-    @property
-    def json_path(self) -> str:
-        return _join(self.root, DATASET_FILE)
-
-    def fingerprint(self, split: str = "train") -> dict[str, Any]:
-        return {"sha256": self.sha256, "examples": self.examples(split), "path": self.root}
-
-
-def _join(root: str, name: str) -> str:
-    return posixpath.join(root, name) if "://" in root else str(Path(root) / name)
+def _read_bytes(path: str) -> bytes:
+    """Local files directly, anything else through tf.io.gfile (gs://, and s3:// once registered)."""
+    if "://" not in path:
+        return Path(path).read_bytes()
+    try:
+        with tf.io.gfile.GFile(path, "rb") as fh:
+            return fh.read()
+    except tf.errors.NotFoundError:
+        raise FileNotFoundError(path) from None
 
 
 def read_dataset_info(shards_dir: str) -> DatasetInfo:
-    """Read DIR/dataset.json (local or any tf.io.gfile path); DataError naming the dir when it is missing."""
-    path = _join(shards_dir, DATASET_FILE)
-    try:
-        if "://" in shards_dir:
-            with tf.io.gfile.GFile(path, "rb") as fh:
-                raw = fh.read()
-        else:
-            raw = Path(path).read_bytes()
-    except (FileNotFoundError, tf.errors.NotFoundError):
-        raise DataError(
-            f"{shards_dir}: no {DATASET_FILE}; not a complete shards dir (run `gopro-prep shard` first)"
-        ) from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
-    try:
-        meta = json.loads(raw)
-        int(meta["crop_size"])
-        if not isinstance(meta.get("splits"), dict):
-            raise KeyError("splits")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a valid {DATASET_FILE} ({exc.__class__.__name__}: {exc})") from None
-    return DatasetInfo(shards_dir, meta, hashlib.sha256(raw).hexdigest())
+    """DIR/dataset.json (local or any tf.io.gfile path), checked by its owner `pipeline.dataset_info`."""
+    return dataset_info.read(shards_dir, _read_bytes)
 
 
 def find_corrupt_shards(info: DatasetInfo, split: str) -> list[str]:

@@ -1,9 +1,12 @@
 """`trainctl evaluate`: full-frame PSNR/SSIM of a generator version on organized A/B pairs, and of A itself.
 
-Frames are read from the organized dir's manifest (never crops), batched by size, run through the generator
+Frames are read from the organized dirs' manifests (never crops), batched by size, run through the generator
 (split over the strategy's replicas when there are several), rounded to uint8 and scored against B on CPU threads
 while the next batch runs. The blurred input is scored the same way, so the gain over doing nothing is visible.
-The result goes to stdout as JSON, optionally to --out, and into the version's meta.json `metrics`.
+Several organized dirs (`--src` repeated, or `evaluate.src` as a list) are scored with one model load and shown in
+one table, each dataset (source) on its own row. A RealBlur source is scored after RealBlur's ECC alignment
+(`evaluate.align`, alignment.py), its blurred input too, so the gain does not count the alignment itself.
+Each dir's result goes into the version's meta.json under its own scope; all of it to stdout as JSON and --out.
 """
 
 from __future__ import annotations
@@ -14,60 +17,29 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline import fsio
+from pipeline import fsio, manifest
 from pipeline.config import Config
 from pipeline.console import log, track
 from pipeline.errors import DataError
 from train import rundir
-from train.metrics import psnr, ssim
-
-PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; cap per pair so means and JSON stay finite
-MANIFEST = "manifest.jsonl"
-METRIC_KEYS = ("psnr", "ssim", "psnr_input", "ssim_input")
-
-
-@dataclass(frozen=True)
-class PairScore:
-    scene: str
-    frame: str
-    psnr: float
-    ssim: float
-    psnr_input: float
-    ssim_input: float
+from train.pair_scores import PairScore, align_for, score_pair, summarize
 
 
 def read_split_rows(src: str, split: str) -> list[dict[str, Any]]:
-    """Manifest rows of one split, sorted by (scene, frame); DataError naming the missing dir/file/split."""
-    manifest = fsio.join(src, MANIFEST)
-    if not fsio.exists(src):
-        raise DataError(
-            f"{src}: organized dir not found (run `gopro-prep organize` first, or set evaluate.src)"
-        )
-    if not fsio.exists(manifest):
-        raise DataError(f"{manifest}: no manifest; is {src} an organized dir? (run `gopro-prep organize`)")
-    rows, splits = [], set()
-    text = fsio.read_bytes(manifest).decode("utf-8", errors="replace")
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            splits.add(row["split"])
-            if row["split"] == split:
-                rows.append({k: row[k] for k in ("split", "scene", "frame", "a", "b", "width", "height")})
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(
-                f"{manifest}:{lineno}: bad manifest row ({exc.__class__.__name__}: {exc})"
-            ) from None
+    """Manifest rows of one split (dicts with every manifest key), sorted by (scene, frame); DataError naming the
+    missing dir, file or split."""
+    pairs = manifest.read_pairs(src)
+    rows = [pair.row() for pair in pairs if pair.split == split]
     if not rows:
-        have = ", ".join(sorted(splits)) or "none"
-        raise DataError(f"{manifest}: no pairs in split {split!r} (splits present: {have})")
+        have = ", ".join(sorted({pair.split for pair in pairs})) or "none"
+        raise DataError(
+            f"{fsio.join(src, manifest.MANIFEST_FILE)}: no pairs in split {split!r} (splits present: {have})"
+        )
     return sorted(rows, key=lambda r: (str(r["scene"]), str(r["frame"])))
 
 
@@ -96,36 +68,6 @@ def load_pair(src: str, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
                 f"{fsio.join(src, name)}: size {img.shape[1]}x{img.shape[0]} but the manifest says {want[1]}x{want[0]}"
             )
     return blur, sharp
-
-
-def score_pair(
-    row: dict[str, Any], blur: np.ndarray, deblurred: np.ndarray, sharp: np.ndarray, crop_border: int
-) -> PairScore:
-    return PairScore(
-        scene=str(row["scene"]),
-        frame=str(row["frame"]),
-        psnr=min(PSNR_CAP_DB, psnr(deblurred, sharp, crop_border=crop_border)),
-        ssim=ssim(deblurred, sharp, crop_border=crop_border),
-        psnr_input=min(PSNR_CAP_DB, psnr(blur, sharp, crop_border=crop_border)),
-        ssim_input=ssim(blur, sharp, crop_border=crop_border),
-    )
-
-
-def _means(scores: Sequence[PairScore]) -> dict[str, Any]:
-    out: dict[str, Any] = {k: float(np.mean([getattr(s, k) for s in scores])) for k in METRIC_KEYS}
-    out["pairs"] = len(scores)
-    return out
-
-
-def summarize(scores: Sequence[PairScore], version: str, split: str, crop_border: int) -> dict[str, Any]:
-    """Mean metrics over all pairs, the PSNR gain over the input, and the same means per scene."""
-    by_scene: dict[str, list[PairScore]] = collections.defaultdict(list)
-    for s in scores:
-        by_scene[s.scene].append(s)
-    result = {"version": version, "split": split, "crop_border": crop_border, **_means(scores)}
-    result["psnr_gain"] = result["psnr"] - result["psnr_input"]
-    result["per_scene"] = {scene: _means(group) for scene, group in sorted(by_scene.items())}
-    return result
 
 
 def evaluation_strategy(name: str) -> Any:
@@ -177,7 +119,12 @@ def make_batch_predictor(
 
 
 def _scored(
-    rows: Sequence[dict[str, Any]], src: str, batch_size: int, crop_border: int, predict: Callable
+    rows: Sequence[dict[str, Any]],
+    src: str,
+    batch_size: int,
+    crop_border: int,
+    predict: Callable,
+    align: Callable[[str | None], str] = lambda source: "none",
 ) -> Iterator[PairScore]:
     """Scores in row order: frames decode and metrics run on threads while the generator runs the next batch."""
     batches = size_batches(rows, batch_size)
@@ -194,7 +141,8 @@ def _scored(
             next_loads = loads(i + 1)
             deblurred = predict(np.stack([blur for blur, _ in pairs]))
             for row, (blur, sharp), out in zip(batches[i], pairs, deblurred, strict=True):
-                pending.append(pool.submit(score_pair, row, blur, out, sharp, crop_border))
+                method = align(row.get("source"))
+                pending.append(pool.submit(score_pair, row, blur, out, sharp, crop_border, method))
             while len(pending) > 2 * batch_size:  # bound the frames held in memory
                 yield pending.popleft().result()
         while pending:
@@ -210,26 +158,50 @@ def evaluate_version(
     strategy: Any,
     tlc: bool = True,
     ensemble: bool = False,
+    align: str = "auto",
 ) -> dict[str, Any]:
     """Score one generator version on a split of an organized dir; returns the result dict (see summarize)."""
+    return evaluate_sources(
+        version_dir, [src], split, crop_border, batch_size, strategy, tlc, ensemble, align
+    )[0]
+
+
+def evaluate_sources(
+    version_dir: str,
+    srcs: Sequence[str],
+    split: str,
+    crop_border: int,
+    batch_size: int,
+    strategy: Any,
+    tlc: bool = True,
+    ensemble: bool = False,
+    align: str = "auto",
+) -> list[dict[str, Any]]:
+    """Score one generator version on a split of each organized dir (the model loaded once); one result per dir,
+    in the order given. Every dir's manifest is read before the model loads, so a wrong path fails fast."""
     from train.inference.deblurrer import load
 
-    rows = read_split_rows(src, split)
+    rows_of = {src: read_split_rows(src, split) for src in dict.fromkeys(srcs)}
     with strategy.scope():
         loaded = load(version_dir, tlc)
     spec, used_tlc = loaded.spec, loaded.tlc
     predict = make_batch_predictor(loaded.model, strategy, spec, ensemble)
-    started = time.monotonic()
-    scores = list(_scored(rows, src, batch_size, crop_border, predict))
-    result = summarize(scores, rundir.name(version_dir), split, crop_border)
-    result["src"] = str(src)
-    if spec.tlc_base() is not None:
-        result["tlc"] = used_tlc
-    if ensemble:
-        result["ensemble"] = True
-    result["replicas"] = int(strategy.num_replicas_in_sync)
-    result["seconds"] = round(time.monotonic() - started, 3)
-    return result
+    results = []
+    for src, rows in rows_of.items():
+        started = time.monotonic()
+        scores = list(
+            _scored(rows, src, batch_size, crop_border, predict, lambda source: align_for(align, source))
+        )
+        result = summarize(scores, rundir.name(version_dir), split, crop_border)
+        result["src"] = str(src)
+        if spec.tlc_base() is not None:
+            result["tlc"] = used_tlc
+        if ensemble:
+            result["ensemble"] = True
+        result["replicas"] = int(strategy.num_replicas_in_sync)
+        result["seconds"] = round(time.monotonic() - started, 3)
+        results.append(result)
+    return results
 
 
 def run(
@@ -240,25 +212,52 @@ def run(
     strategy: Any = None,
     tlc: bool = True,
     ensemble: bool = False,
+    srcs: Sequence[str] | None = None,
+    align: str | None = None,
 ) -> dict[str, Any]:
-    """`trainctl evaluate`: score, print a summary (stderr) and the JSON (stdout), write --out and meta.json."""
+    """`trainctl evaluate`: score every organized dir (`srcs`, else evaluate.src), print the table (stderr) and the
+    JSON (stdout: the result of one dir, or {"version", "split", "datasets": [...]} for several), write --out and
+    meta.json (one scope per dir)."""
+    from train.eval_table import print_table
     from train.versions import resolve_version, update_metrics, write_json_atomic
 
     ev = cfg.evaluate
     split = split or ev.split
     version_dir = resolve_version(cfg.train.run_dir, version)
     strategy = strategy or evaluation_strategy(cfg.train.strategy)
-    result = evaluate_version(
-        version_dir, ev.src, split, ev.crop_border, ev.batch_size, strategy, tlc, ensemble
+    results = evaluate_sources(
+        version_dir,
+        list(srcs or ev.src),
+        split,
+        ev.crop_border,
+        ev.batch_size,
+        strategy,
+        tlc,
+        ensemble,
+        align or ev.align,
     )
-    result["evaluated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    update_metrics(version_dir, {k: v for k, v in result.items() if k != "version"})
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for result in results:
+        result["evaluated"] = stamp
+        update_metrics(version_dir, {k: v for k, v in result.items() if k != "version"})
+        if result["align_failed"]:
+            log(
+                f"{result['src']}: ECC could not align {result['align_failed']} image(s); scored them unaligned"
+            )
+    report: dict[str, Any] = (
+        results[0]
+        if len(results) == 1
+        else {"version": results[0]["version"], "split": split, "evaluated": stamp, "datasets": results}
+    )
     if out is not None:
-        write_json_atomic(out, result)
-    log(
-        f"{result['version']} on {split} ({result['pairs']} pairs): "
-        f"PSNR {result['psnr']:.2f} dB vs input {result['psnr_input']:.2f} dB ({result['psnr_gain']:+.2f} dB), "
-        f"SSIM {result['ssim']:.4f} vs input {result['ssim_input']:.4f}"
-    )
-    print(json.dumps(result, indent=2, sort_keys=True), flush=True)
-    return result
+        write_json_atomic(out, report)
+    print_table(results)
+    for result in results:
+        where = f" of {result['src']}" if len(results) > 1 else ""
+        log(
+            f"{result['version']} on {split}{where} ({result['pairs']} pairs): "
+            f"PSNR {result['psnr']:.2f} dB vs input {result['psnr_input']:.2f} dB ({result['psnr_gain']:+.2f} dB), "
+            f"SSIM {result['ssim']:.4f} vs input {result['ssim_input']:.4f}"
+        )
+    print(json.dumps(report, indent=2, sort_keys=True), flush=True)
+    return report

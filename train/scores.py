@@ -5,7 +5,8 @@ Scores measured on different data are not comparable, so meta.json keeps one ent
 
     "metrics": {"test @ data/organized": {"src": "data/organized", "split": "test", "psnr": 27.1, ...},
                 "train @ data/organized": {...},
-                "test @ data/organized (8 frames)": {...}}      # validation during fit: a subset of frames
+                "test @ data/organized (8 frames)": {...},      # validation during fit: a subset of frames
+                "test @ data/realblur_j (ecc aligned)": {...}}  # RealBlur's protocol
 
 `best` ranks versions only within one scope. Pure functions on plain dicts (no TensorFlow).
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 DEFAULT_SPLIT = "test"
 # What, besides src and split, makes two scores incomparable (a subset of frames, test-time options).
-SCOPE_OPTIONS = ("frames", "ensemble", "tlc")
+SCOPE_OPTIONS = ("frames", "ensemble", "tlc", "align")
 
 
 def scope_key(result: dict[str, Any]) -> str:
@@ -29,6 +30,8 @@ def scope_key(result: dict[str, Any]) -> str:
         extras.append("ensemble x8")
     if result.get("tlc") is False:
         extras.append("no TLC")
+    if result.get("align") not in (None, "none"):  # RealBlur's protocol scores aligned outputs
+        extras.append(f"{result['align']} aligned")
     return f"{key} ({', '.join(extras)})" if extras else key
 
 

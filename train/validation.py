@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import ValidateConfig
-from train.evaluate import load_pair, make_batch_predictor, read_split_rows, score_pair, summarize
+from train.evaluate import load_pair, make_batch_predictor, read_split_rows
+from train.pair_scores import score_pair, summarize
 
 
 class Validator:
@@ -40,6 +41,7 @@ class Validator:
         result = summarize(scores, version="", split=self.cfg.split, crop_border=0)
         result.pop("version")
         result.pop("per_scene")
+        result.pop("per_source", None)
         result.update(
             src=self.cfg.src,
             frames=len(scores),
