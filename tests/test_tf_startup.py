@@ -65,7 +65,8 @@ def test_trainctl_deblur_prints_no_tensorflow_startup_lines(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         f"model: {version}",
-        f"deblurred 1 of 1 images into {tmp_path / 'out'}",
+        f"in.png: 8-bit RGB 30x24 -> {tmp_path / 'out' / 'in.png'}",
+        f"deblurred 1 of 1 inputs into {tmp_path / 'out'} with v0001 (deblurgan, step 5)",
     ]
     debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:]], cwd=ROOT, env=env(), capture_output=True, text=True,
                            timeout=240)  # fmt: skip

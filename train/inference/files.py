@@ -152,7 +152,6 @@ def run(deblurrer: Any, inputs: Sequence[str | Path], out: str | Path, batch: in
     found = collect(inputs)
     plan = plan_outputs([*found.images, *found.videos], out)
     out.mkdir(parents=True, exist_ok=True)
-    log(f"model: {deblurrer.describe()}")
     image_plan = [(s, d) for s, d in plan if _kind(s) == "image"]
     failed = deblur_images(deblurrer, image_plan) if image_plan else 0
     for src, dst in plan:
@@ -162,7 +161,7 @@ def run(deblurrer: Any, inputs: Sequence[str | Path], out: str | Path, batch: in
             failed += 0 if deblur_video(deblurrer, src, dst, batch) else 1
     skipped = f"; {len(found.skipped)} other files in the folders skipped" if found.skipped else ""
     log(
-        f"deblurred {len(plan) - failed} of {len(plan)} inputs into {out}"
+        f"deblurred {len(plan) - failed} of {len(plan)} inputs into {out} with {deblurrer.describe()}"
         + (f"; {failed} failed" if failed else "")
         + skipped
     )
