@@ -106,8 +106,18 @@ def _line(src: Path, image: np.ndarray, layout: images.Layout, tiles: int, dst: 
     return f"{src.name}: {', '.join(parts)}{' (' + done + ')' if done else ''} -> {dst}"
 
 
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, images.Layout]:
+    image = images.read(path)
+    return (image, *images.split(image))
+
+
+def _store(dst: Path, rgb01: np.ndarray, alpha: np.ndarray | None, layout: images.Layout) -> None:
+    fsio.write_bytes(dst, images.encode_png(images.join(rgb01, alpha, layout)))
+
+
 def deblur_images(deblurrer: Any, plan: list[tuple[Path, Path]]) -> int:
-    """Deblur image files, decoding ahead and writing behind the model on threads; returns the failures."""
+    """Deblur image files: decoding (and conversion to float) ahead of the model and encoding behind it run on
+    threads, so the model, on the calling thread, is all that is left to wait for. Returns the failures."""
     failed = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
         reads: dict[int, Future] = {}
@@ -115,28 +125,27 @@ def deblur_images(deblurrer: Any, plan: list[tuple[Path, Path]]) -> int:
 
         def read_ahead(i: int) -> None:
             if i < len(plan) and i not in reads:
-                reads[i] = pool.submit(images.read, plan[i][0])
+                reads[i] = pool.submit(_load, plan[i][0])
 
         read_ahead(0)
         for i in track(range(len(plan)), total=len(plan), description="deblur"):
             src, dst = plan[i]
             read_ahead(i + 1)
             try:
-                image = reads.pop(i).result()
-                rgb01, alpha, layout = images.split(image)
+                image, rgb01, alpha, layout = reads.pop(i).result()
                 tiles = len(deblurrer.plan(*rgb01.shape[:2]).tiles)
-                out = images.join(deblurrer.restore(rgb01), alpha, layout)
+                restored = deblurrer.restore(rgb01)
             except DataError as exc:
                 log(f"skipped: {exc}")
                 failed += 1
                 continue
-            writes.append((dst, pool.submit(fsio.write_bytes, dst, images.encode_png(out))))
+            writes.append((dst, pool.submit(_store, dst, restored, alpha, layout)))
             log(_line(src, image, layout, tiles, dst))
         for dst, done in writes:
             try:
                 done.result()
-            except OSError as exc:
-                log(f"failed: {dst}: {exc.strerror or exc}")
+            except (OSError, DataError) as exc:
+                log(f"failed: {dst}: {getattr(exc, 'strerror', None) or exc}")
                 failed += 1
     return failed
 
