@@ -107,11 +107,12 @@ def probe(recipe: GanRecipe, blur: tf.Tensor, sharp: tf.Tensor, weight: float) -
 
 
 def held_out_gain(recipe: GanRecipe, organized: Path) -> float:
+    from train import archs
+
     rows = read_split_rows(str(organized), "test")
-    stride = recipe.arch.stride(recipe.cfg.generator)
-    predict = make_batch_predictor(
-        recipe.generator, tf.distribute.get_strategy(), stride, recipe.arch.input_range
-    )
+    t = recipe.cfg
+    spec = archs.spec_from_meta({"arch": recipe.arch.describe(t.generator, t.crop_size)})
+    predict = make_batch_predictor(recipe.generator, tf.distribute.get_strategy(), spec)
     scores = []
     for row in rows:
         blur, sharp = load_pair(str(organized), row)
