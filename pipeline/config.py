@@ -97,6 +97,7 @@ class CriticConfig(_Section):
     filters: int = Field(64, ge=1, le=1024)
     updates: int = Field(5, ge=1, le=100)
     gradient_penalty: float = Field(10.0, ge=0.0)
+    drift: float = Field(0.0, ge=0.0)  # progressive GAN's drift * D(real)^2 on the critic: anchors its scores
 
 
 class LossConfig(_Section):

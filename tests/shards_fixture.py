@@ -21,11 +21,12 @@ from pipeline import records
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "ihc.png")
 
 
-def _photo(name: str) -> np.ndarray:
+def photo(name: str) -> np.ndarray:
+    """A photograph bundled with scikit-image as uint8 RGB (grey ones as three equal channels)."""
     spec = importlib.util.find_spec("skimage")
     assert spec and spec.submodule_search_locations, "scikit-image is a dev dependency"
     path = Path(spec.submodule_search_locations[0]) / "data" / name
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # grey photos come back as 3 equal channels
     assert bgr is not None, path
     return bgr[:, :, ::-1]
 
@@ -43,15 +44,15 @@ def motion_blur(sharp: np.ndarray, length: int, angle: float) -> np.ndarray:
 def make_pairs(count: int, size: tuple[int, int], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """`count` (blur, sharp) uint8 RGB frames of (height, width) `size` cut from the bundled photos."""
     rng = np.random.default_rng([seed, 4])
-    photos = [_photo(name) for name in PHOTOS]
+    photos = [photo(name) for name in PHOTOS]
     out = []
     for i in range(count):
-        photo = photos[i % len(photos)]
-        scale = max(size[0] / photo.shape[0], size[1] / photo.shape[1], rng.uniform(0.4, 0.7))
-        photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        top = int(rng.integers(0, photo.shape[0] - size[0] + 1))
-        left = int(rng.integers(0, photo.shape[1] - size[1] + 1))
-        sharp = np.ascontiguousarray(photo[top : top + size[0], left : left + size[1]])
+        image = photos[i % len(photos)]
+        scale = max(size[0] / image.shape[0], size[1] / image.shape[1], rng.uniform(0.4, 0.7))
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        top = int(rng.integers(0, image.shape[0] - size[0] + 1))
+        left = int(rng.integers(0, image.shape[1] - size[1] + 1))
+        sharp = np.ascontiguousarray(image[top : top + size[0], left : left + size[1]])
         blur = motion_blur(sharp, int(rng.integers(5, 12)), float(rng.uniform(0, 180)))
         out.append((blur, sharp))
     return out

@@ -189,3 +189,34 @@ def test_the_nafnet_gopro_recipe_file_trains_when_shrunk(shards: Path, tmp_path:
     assert result.step == 2
     meta = versions.read_meta(versions.resolve_version(tmp_path / "run", "latest"))
     assert meta["arch"]["name"] == "nafnet" and meta["arch"]["stride"] == 16
+
+
+def critic_score_bias(run_dir: Path) -> float:
+    """The critic's last bias (the only one-element trainable variable), from the run's latest checkpoint."""
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    keys = [
+        key
+        for key, shape in tf.train.list_variables(latest)
+        if key.startswith("critic_optimizer/_trainable_variables/") and shape == [1]
+    ]
+    assert len(keys) == 1, keys
+    return float(tf.train.load_variable(latest, keys[0])[0])
+
+
+def test_critic_drift_term_holds_the_score_level(shards: Path, tmp_path: Path) -> None:
+    """The Wasserstein and penalty terms give the critic's score bias a gradient of exactly 0 (a constant on every
+    score changes neither), so Adam never moves it and the scores' level is left to drift with the weights;
+    `train.critic.drift` gives it a gradient toward the zero level, and Adam moves it by about lr per update."""
+    gan = {
+        "generator": {"arch": "deblurgan", "filters": 4, "blocks": 1},
+        "loss": {"perceptual": 0.0, "adversarial": 0.01, "pixel": 1.0, "perceptual_weights": "none"},
+        "optimizer": {"lr": 1e-3},
+        "steps": 3,
+    }
+    bias = {}
+    for drift in (0.0, 0.01):
+        run_dir = tmp_path / f"drift-{drift}"
+        run(cfg(shards, run_dir, **gan, critic={"filters": 4, "updates": 2, "drift": drift}))
+        bias[drift] = critic_score_bias(run_dir)
+    assert bias[0.0] == 0.0
+    assert 0.0 < abs(bias[0.01]) < 2 * (3 * 2 * 1e-3)  # 3 steps of 2 critic updates

@@ -94,6 +94,31 @@ def test_critic_loss_matches_closed_form() -> None:
     np.testing.assert_allclose(parts["critic"].numpy(), score(fake) - score(real) + 10.0 * gp, rtol=1e-5)
 
 
+def test_drift_term_is_the_squared_real_score_and_only_it_moves_the_score_level() -> None:
+    """`drift * D(real)^2` (progressive GAN) is added per example; the Wasserstein and penalty terms are blind to
+    a constant added to every score (the bias of a linear critic), so without it nothing holds the level."""
+    critic = linear_critic(bias=0.7)
+    rng = np.random.default_rng(2)
+    real = rng.uniform(-1, 1, (3, 4, 6, 3)).astype(np.float32)
+    fake = rng.uniform(-1, 1, (3, 4, 6, 3)).astype(np.float32)
+    eps = np.array([0.1, 0.5, 0.9], np.float32).reshape(3, 1, 1, 1)
+    d_real = (real @ W).mean(axis=(1, 2)) + 0.7
+    plain = losses.critic_loss(critic, tf.constant(real), tf.constant(fake), tf.constant(eps), 10.0)
+    anchored = losses.critic_loss(critic, tf.constant(real), tf.constant(fake), tf.constant(eps), 10.0, 0.01)
+    np.testing.assert_allclose(anchored["drift"].numpy(), d_real**2, rtol=1e-5)
+    np.testing.assert_allclose(
+        anchored["critic"].numpy(), plain["critic"].numpy() + 0.01 * d_real**2, rtol=1e-5, atol=1e-6
+    )
+    bias = critic.layers[-1].bias
+    for weight, want in ((0.0, 0.0), (0.01, 2 * 0.01 * d_real.mean())):
+        with tf.GradientTape() as tape:
+            parts = losses.critic_loss(
+                critic, tf.constant(real), tf.constant(fake), tf.constant(eps), 10.0, weight
+            )
+            loss = tf.reduce_mean(parts["critic"])
+        assert float(tape.gradient(loss, bias.value)[0]) == pytest.approx(want, abs=1e-7)
+
+
 def test_gradient_penalty_is_taken_at_the_interpolates() -> None:
     """A quadratic critic, D(x) = mean over pixels of sum_c a_c x_c^2, has input gradient 2 a x / (h w), which
     differs from point to point: the penalty must match it at real + eps (fake - real), per example."""

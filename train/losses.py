@@ -1,4 +1,4 @@
-"""Losses: VGG19 perceptual, L1, PSNR, WGAN-GP critic, and the weighted generator loss.
+"""Losses: VGG19 perceptual, L1, PSNR, WGAN-GP critic (with an optional drift term), and the weighted generator loss.
 
 Every loss here returns per-example values; callers reduce with `tf.nn.compute_average_loss` (sum / GLOBAL batch)
 so the gradients are the same on 1 or N replicas. A plain `reduce_mean` on each replica would scale them by the
@@ -105,16 +105,26 @@ def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, epsi
 
 
 def critic_loss(
-    critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor, penalty_weight: float
+    critic: keras.Model,
+    real: tf.Tensor,
+    fake: tf.Tensor,
+    epsilon: tf.Tensor,
+    penalty_weight: float,
+    drift_weight: float = 0.0,
 ) -> dict[str, tf.Tensor]:
-    """Per-example WGAN-GP critic loss `D(fake) - D(real) + w * GP`, with its parts for logging."""
+    """Per-example WGAN-GP critic loss `D(fake) - D(real) + w * GP + drift * D(real)^2`, with its parts.
+
+    The Wasserstein and penalty terms do not change when a constant is added to every score, so nothing holds the
+    scores' level: the drift term (progressive GAN's, epsilon 0.001 there) anchors it near 0."""
     batch = tf.shape(real)[0]
     scores = critic_scores(critic(tf.concat([real, fake], axis=0), training=True))  # one pass over both
     wasserstein = scores[batch:] - scores[:batch]
     penalty = (
         gradient_penalty(critic, real, fake, epsilon) if penalty_weight > 0 else tf.zeros_like(wasserstein)
     )
-    return {"critic": wasserstein + penalty_weight * penalty, "wasserstein": wasserstein, "gp": penalty}
+    drift = tf.square(scores[:batch])
+    total = wasserstein + penalty_weight * penalty + (drift_weight * drift if drift_weight > 0 else 0.0)
+    return {"critic": total, "wasserstein": wasserstein, "gp": penalty, "drift": drift}
 
 
 PSNR_SCALE = 10.0 / float(np.log(10.0))

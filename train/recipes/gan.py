@@ -22,7 +22,17 @@ from train.recipes.base import GeneratorRecipe, loss_parts
 
 
 class GanRecipe(GeneratorRecipe):
-    metrics = ("generator", "perceptual", "adversarial", "pixel", "psnr", "critic", "wasserstein", "gp")
+    metrics = (
+        "generator",
+        "perceptual",
+        "adversarial",
+        "pixel",
+        "psnr",
+        "critic",
+        "wasserstein",
+        "gp",
+        "drift",
+    )
 
     def __init__(self, strategy: tf.distribute.Strategy, t: TrainConfig, policy: str) -> None:
         super().__init__(strategy, t, policy)
@@ -67,7 +77,7 @@ class GanRecipe(GeneratorRecipe):
                 for u in range(t.critic.updates):
                     with tf.GradientTape() as c_tape:
                         c_parts = losses.critic_loss(
-                            self.critic, sharp, fake, eps[u], t.critic.gradient_penalty
+                            self.critic, sharp, fake, eps[u], t.critic.gradient_penalty, t.critic.drift
                         )
                         c_loss = self.scaled(self.critic_optimizer, self.average(c_parts["critic"]))
                     apply(self.critic_optimizer, c_tape, c_loss, c_vars, t.optimizer.clip_norm)
@@ -83,5 +93,6 @@ class GanRecipe(GeneratorRecipe):
         generator = ("perceptual", "adversarial", "pixel", "psnr")
         return (
             f"G {values['generator']:.4g} ({loss_parts(values, generator)})  "
-            f"D {values['critic']:.4g} (w {values['wasserstein']:.4g} gp {values['gp']:.4g})"
+            f"D {values['critic']:.4g} (w {values['wasserstein']:.4g} gp {values['gp']:.4g} "
+            f"drift {values['drift']:.4g})"
         )

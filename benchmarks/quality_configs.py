@@ -1,0 +1,110 @@
+"""The configurations bench_quality.py compares, as `trainctl fit` configs (one or two phases each).
+
+Every configuration trains the same number of steps at the same batch and crop. DeblurGAN small: 16 filters,
+3 blocks, L1 weight 1, no perceptual loss, Adam 3e-4 (DeblurGAN's betas 0.5/0.999, constant for half the steps,
+then linearly to 0), with or without the WGAN-GP critic and dropout. NAFNet small: width 16, one block per
+level, PSNR loss, AdamW 1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CRITIC = {"filters": 16, "updates": 1, "gradient_penalty": 10.0}
+PRETRAIN_FRACTION = 0.5  # deblurgan-l1-then-gan: L1 for this share of the steps, then GAN fine-tuning
+
+
+def _base(shards: Path, run_dir: Path, budget: dict, seed: int) -> dict[str, Any]:
+    steps = budget["steps"]
+    return {
+        "data": str(shards),
+        "run_dir": str(run_dir),
+        "steps": steps,
+        "batch_size": budget["batch"],
+        "crop_size": budget["crop"],
+        "checkpoint_every": steps,
+        "version_every": steps,
+        "keep_versions": 1,
+        "log_every": max(1, steps // 30),
+        "seed": seed,
+    }
+
+
+def deblurgan(
+    adversarial: float, dropout: float = 0.5, critic: dict | None = None
+) -> Callable[[Path, Path, dict, int], list[dict]]:
+    def phases(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
+        t = _base(shards, run_dir, budget, seed)
+        t.update(
+            generator={"arch": "deblurgan", "filters": 16, "blocks": 3, "dropout": dropout},
+            critic={**CRITIC, **(critic or {})},
+            loss={"perceptual": 0.0, "adversarial": adversarial, "pixel": 1.0, "perceptual_weights": "none"},
+            optimizer={
+                "name": "adam",
+                "lr": 3e-4,
+                "beta_1": 0.5,
+                "beta_2": 0.999,
+                "decay_start": t["steps"] // 2,
+            },
+        )
+        return [{"train": t}]
+
+    return phases
+
+
+def l1_then_gan(adversarial: float) -> Callable[[Path, Path, dict, int], list[dict]]:
+    """The BasicSR/ESRGAN route: L1 pre-training, then GAN fine-tuning from it via `train.init_from`, the two
+    phases sharing the steps (each with its own schedule)."""
+
+    def phases(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
+        first = int(budget["steps"] * PRETRAIN_FRACTION)
+        pre = deblurgan(0.0)(
+            shards, run_dir.with_name(run_dir.name + "-pretrain"), {**budget, "steps": first}, seed
+        )
+        rest = {**budget, "steps": budget["steps"] - first}
+        tune = deblurgan(adversarial)(shards, run_dir, rest, seed)
+        tune[0]["train"]["init_from"] = pre[0]["train"]["run_dir"]
+        return pre + tune
+
+    return phases
+
+
+def nafnet(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
+    t = _base(shards, run_dir, budget, seed)
+    t.update(
+        generator={
+            "arch": "nafnet",
+            "width": 16,
+            "enc_blocks": [1, 1, 1, 1],
+            "middle_blocks": 1,
+            "dec_blocks": [1, 1, 1, 1],
+        },
+        loss={"perceptual": 0.0, "adversarial": 0.0, "psnr": 1.0, "perceptual_weights": "none"},
+        optimizer={
+            "name": "adamw",
+            "lr": 1e-3,
+            "weight_decay": 1e-3,
+            "beta_1": 0.9,
+            "beta_2": 0.9,
+            "schedule": "cosine",
+            "min_lr": 1e-7,
+        },
+    )
+    return [{"train": t}]
+
+
+CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
+    "deblurgan-l1": deblurgan(0.0),
+    "deblurgan-l1-nodrop": deblurgan(0.0, dropout=0.0),
+    "deblurgan-gan": deblurgan(0.001),
+    "deblurgan-gan-nodrop": deblurgan(0.001, dropout=0.0),
+    "deblurgan-l1-then-gan": l1_then_gan(0.001),
+    "nafnet": nafnet,
+}
+
+
+def phases(name: str, shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
+    """The fit configs (dicts for `Config.model_validate`) of configuration `name`, run in order."""
+    return CONFIGS[name](shards, run_dir, budget, seed)
