@@ -16,21 +16,27 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The whole pipeline on the built-in synthetic sample, in demo/ (settings: configs/demo.yaml).
-DEMO_CFG := configs/demo.yaml
-DEMO_GEN := demo/runs/deblurgan/generator
+# The whole pipeline on the built-in synthetic sample, in demo/: one dataset, two models (DeblurGAN:
+# configs/demo.yaml, NAFNet: configs/demo-nafnet.yaml), both scored on the held-out scene; the better one
+# deblurs that scene and draws docs/demo_grid.png.
+GAN_CFG := configs/demo.yaml
+NAF_CFG := configs/demo-nafnet.yaml
 demo: $(VENV)/.installed
 	rm -rf demo
 	$(VENV)/bin/gopro-prep sample --out demo/GOPRO_Large --scenes 6 --frames 6 --size 320x180 --seed 0
-	$(VENV)/bin/gopro-prep organize --config $(DEMO_CFG)
-	$(VENV)/bin/gopro-prep shard --config $(DEMO_CFG)
+	$(VENV)/bin/gopro-prep organize --config $(GAN_CFG)
+	$(VENV)/bin/gopro-prep shard --config $(GAN_CFG)
 	$(VENV)/bin/gopro-prep inspect demo/shards --dump demo/inspect --samples 4
-	$(VENV)/bin/trainctl fit $(DEMO_CFG)
-	$(VENV)/bin/trainctl versions $(DEMO_CFG)
-	$(VENV)/bin/trainctl evaluate $(DEMO_CFG) --out demo/metrics.json
-	$(VENV)/bin/trainctl deblur --model $(DEMO_GEN)/$$(cat $(DEMO_GEN)/latest) \
-	    demo/organized/test/A --out demo/deblurred
-	$(PY) scripts/demo_grid.py $(DEMO_GEN)/$$(cat $(DEMO_GEN)/latest) demo/organized docs/demo_grid.png
+	$(VENV)/bin/trainctl fit $(GAN_CFG)
+	$(VENV)/bin/trainctl fit $(NAF_CFG)
+	$(VENV)/bin/trainctl versions $(GAN_CFG)
+	$(VENV)/bin/trainctl versions $(NAF_CFG)
+	$(VENV)/bin/trainctl evaluate $(GAN_CFG) --out demo/metrics-deblurgan.json
+	$(VENV)/bin/trainctl evaluate $(NAF_CFG) --out demo/metrics-nafnet.json
+	$(PY) scripts/demo_compare.py deblurgan=demo/metrics-deblurgan.json nafnet=demo/metrics-nafnet.json \
+	    --best-file demo/best
+	$(VENV)/bin/trainctl deblur --model demo/runs/$$(cat demo/best) demo/organized/test/A --out demo/deblurred
+	$(PY) scripts/demo_grid.py demo/organized demo/deblurred docs/demo_grid.png
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

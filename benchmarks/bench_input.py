@@ -23,10 +23,11 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from quality_configs import NAFNET_SMALL  # noqa: E402
 from shards_fixture import write_shards  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
@@ -75,25 +76,6 @@ DEMO = {
     "generator": {"filters": 16, "blocks": 3},
     "critic": {"filters": 16, "updates": 1},
     "loss": {"perceptual": 0.0, "adversarial": 0.0, "pixel": 1.0, "perceptual_weights": "none"},
-}
-NAFNET_SMALL = {  # the quality benchmark's small NAFNet (PSNR loss, AdamW)
-    "generator": {
-        "arch": "nafnet",
-        "width": 16,
-        "enc_blocks": [1, 1, 1, 1],
-        "middle_blocks": 1,
-        "dec_blocks": [1, 1, 1, 1],
-    },
-    "loss": {"perceptual": 0.0, "adversarial": 0.0, "psnr": 1.0, "perceptual_weights": "none"},
-    "optimizer": {
-        "name": "adamw",
-        "lr": 1e-3,
-        "weight_decay": 1e-3,
-        "beta_1": 0.9,
-        "beta_2": 0.9,
-        "schedule": "cosine",
-        "min_lr": 1e-7,
-    },
 }
 
 

@@ -23,10 +23,11 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from quality_configs import NAFNET_SMALL  # noqa: E402
 from shards_fixture import write_shards  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
@@ -37,22 +38,7 @@ from train.loop import train_function  # noqa: E402
 from train.optimizers import learning_rate_fn  # noqa: E402
 from train.recipes import make_recipe  # noqa: E402
 
-GENERATOR = {
-    "arch": "nafnet",
-    "width": 16,
-    "enc_blocks": [1, 1, 1, 1],
-    "middle_blocks": 1,
-    "dec_blocks": [1, 1, 1, 1],
-}
-OPTIMIZER = {
-    "name": "adamw",
-    "lr": 1e-3,
-    "weight_decay": 1e-3,
-    "beta_1": 0.9,
-    "beta_2": 0.9,
-    "schedule": "cosine",
-    "min_lr": 1e-7,
-}
+GENERATOR, LOSS, OPTIMIZER = (NAFNET_SMALL[k] for k in ("generator", "loss", "optimizer"))
 
 
 def config(shards: Path, args: argparse.Namespace) -> Config:
@@ -64,7 +50,7 @@ def config(shards: Path, args: argparse.Namespace) -> Config:
                 "crop_size": args.crop,
                 "steps": 10_000,
                 "generator": GENERATOR,
-                "loss": {"perceptual": 0.0, "adversarial": 0.0, "psnr": 1.0, "perceptual_weights": "none"},
+                "loss": LOSS,
                 "optimizer": OPTIMIZER,
             }
         }

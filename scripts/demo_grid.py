@@ -1,6 +1,9 @@
-"""Write the README picture: blur | deblurred | sharp for a few held-out frames, with a generator version.
+"""Write the README picture: blur | deblurred | sharp for a few held-out frames, from `trainctl deblur`'s output.
 
-python scripts/demo_grid.py VERSION_DIR ORGANIZED_DIR OUT.png [--split test] [--pairs 2]
+python scripts/demo_grid.py ORGANIZED_DIR DEBLURRED_DIR OUT.png [--split test] [--pairs 2]
+
+The middle column is the file `trainctl deblur` wrote for each frame (DEBLURRED_DIR/<stem of A>.png), so the
+picture shows exactly what the command produced, whatever the architecture.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("version_dir", type=Path)
     parser.add_argument("organized", type=Path)
+    parser.add_argument("deblurred", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--split", default="test")
     parser.add_argument("--pairs", type=int, default=2)
@@ -22,21 +25,24 @@ def main() -> None:
 
     from pipeline.fsio import write_png
     from pipeline.manifest import read_pairs
-    from train import Deblurrer
     from train.inference.images import read
     from train.samples import sample_grid
 
     rows = [pair for pair in read_pairs(str(args.organized)) if pair.split == args.split][: args.pairs]
-    blur = np.stack([read(args.organized / pair.a) for pair in rows])
-    sharp = np.stack([read(args.organized / pair.b) for pair in rows])
-    deblur = Deblurrer(str(args.version_dir))
-    deblurred = np.stack([deblur(b) for b in blur])
-
-    def signed(x: np.ndarray) -> np.ndarray:  # sample_grid takes [-1, 1] batches
-        return x.astype(np.float32) / 127.5 - 1.0
-
+    paths = [
+        (args.organized / pair.a, args.deblurred / f"{Path(pair.a).stem}.png", args.organized / pair.b)
+        for pair in rows
+    ]
+    missing = [str(p) for row in paths for p in row if not p.is_file()]
+    if missing:
+        raise SystemExit(f"demo_grid: {missing[0]}: no such file")
+    # sample_grid takes [-1, 1] batches; the demo frames are 8-bit RGB
+    columns = [
+        np.stack([read(p) for p in column]).astype(np.float32) / 127.5 - 1.0
+        for column in zip(*paths, strict=True)
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(args.out, sample_grid(signed(blur), signed(deblurred), signed(sharp)))
+    write_png(args.out, sample_grid(*columns))
     print(f"wrote {args.out}")
 
 
