@@ -30,7 +30,14 @@ def main() -> None:
         name, sep, path = item.partition("=")
         if not sep:
             raise SystemExit(f"demo_compare: expected NAME=METRICS.json, got {item!r}")
-        results[name] = json.loads(Path(path).read_text())
+        try:
+            m = json.loads(Path(path).read_text())
+            line(name, m, 0)  # every key the verdict needs is there
+        except (OSError, ValueError, KeyError) as exc:
+            raise SystemExit(
+                f"demo_compare: {path}: not a `trainctl evaluate --out` file ({exc!r})"
+            ) from None
+        results[name] = m
     ranked = sorted(results, key=lambda n: results[n]["psnr"], reverse=True)
     width = max(map(len, ranked))
     for name in ranked:
