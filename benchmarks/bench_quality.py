@@ -68,18 +68,25 @@ def train_curves(run_dir: Path) -> dict[str, list[float]]:
 
 def gan_summary(run_dir: Path) -> dict[str, float]:
     """How the critic's scores moved: the generator's adversarial loss -D(G(x)) and the Wasserstein estimate
-    D(G(x)) - D(y), first and last logged values and the largest |adversarial|."""
+    D(G(x)) - D(y), first and last logged values and the largest |adversarial|; the adversarial gradient share
+    (first, last, largest) where the run logged it."""
     curves = train_curves(run_dir)
     if not curves.get("adversarial"):
         return {}
     adv, w = curves["adversarial"], curves.get("wasserstein", [0.0])
-    return {
+    summary = {
         "adversarial_first": round(adv[0], 3),
         "adversarial_last": round(adv[-1], 3),
         "adversarial_max_abs": round(max(abs(a) for a in adv), 3),
         "wasserstein_first": round(w[0], 4),
         "wasserstein_last": round(w[-1], 4),
     }
+    share = curves.get("adversarial_share")
+    if share:  # the adversarial term's gradient at the output kernel over the other terms' (after any cap)
+        summary.update(
+            share_first=round(share[0], 4), share_last=round(share[-1], 4), share_max=round(max(share), 4)
+        )
+    return summary
 
 
 def run_config(name: str, data: quality_data.Dataset, work: Path, budget: dict, seed: int) -> dict:

@@ -2,7 +2,8 @@
 
 Every configuration trains the same number of steps at the same batch and crop. DeblurGAN small: 16 filters,
 3 blocks, L1 weight 1, no perceptual loss, Adam 3e-4 (DeblurGAN's betas 0.5/0.999, constant for half the steps,
-then linearly to 0), with or without the WGAN-GP critic and dropout. NAFNet small: width 16, one block per
+then linearly to 0), with or without the WGAN-GP critic and dropout; `-cap`: the adversarial gradient held at most
+1% of L1's at the output layer (`loss.adversarial_cap: 0.01`); `-drift`: the critic's drift penalty. NAFNet small: width 16, one block per
 level, PSNR loss, AdamW 1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7.
 """
 
@@ -35,14 +36,20 @@ def _base(shards: Path, run_dir: Path, budget: dict, seed: int) -> dict[str, Any
 
 
 def deblurgan(
-    adversarial: float, dropout: float = 0.5, critic: dict | None = None
+    adversarial: float, dropout: float = 0.5, critic: dict | None = None, cap: float | None = None
 ) -> Callable[[Path, Path, dict, int], list[dict]]:
     def phases(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
         t = _base(shards, run_dir, budget, seed)
         t.update(
             generator={"arch": "deblurgan", "filters": 16, "blocks": 3, "dropout": dropout},
             critic={**CRITIC, **(critic or {})},
-            loss={"perceptual": 0.0, "adversarial": adversarial, "pixel": 1.0, "perceptual_weights": "none"},
+            loss={
+                "perceptual": 0.0,
+                "adversarial": adversarial,
+                "adversarial_cap": cap,
+                "pixel": 1.0,
+                "perceptual_weights": "none",
+            },
             optimizer={
                 "name": "adam",
                 "lr": 3e-4,
@@ -109,6 +116,7 @@ CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
     "deblurgan-gan": deblurgan(0.001),
     "deblurgan-gan-nodrop": deblurgan(0.001, dropout=0.0),
     "deblurgan-gan-drift": deblurgan(0.001, critic={"drift": 0.001}),
+    "deblurgan-gan-cap": deblurgan(0.001, cap=0.01),
     "deblurgan-l1-then-gan": l1_then_gan(0.001),
     "nafnet": nafnet,
 }

@@ -220,3 +220,66 @@ def test_critic_drift_term_holds_the_score_level(shards: Path, tmp_path: Path) -
         bias[drift] = critic_score_bias(run_dir)
     assert bias[0.0] == 0.0
     assert 0.0 < abs(bias[0.01]) < 2 * (3 * 2 * 1e-3)  # 3 steps of 2 critic updates
+
+
+def logged(run_dir: Path, tag: str) -> dict[int, float]:
+    """A `loss/*` scalar from RUN/logs by step."""
+    found = {}
+    for event_file in sorted((run_dir / "logs").iterdir()):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    found[event.step] = float(tf.make_ndarray(value.tensor))
+    return found
+
+
+def test_adversarial_weight_is_lowered_to_the_cap_and_only_then() -> None:
+    from train.recipes.gan import adversarial_weight
+
+    def plain(weight: float, cap: float | None, rec: float, adv: float) -> tuple[float, float]:
+        applied, share = adversarial_weight(weight, cap, tf.constant(rec), tf.constant(adv))
+        return float(applied), float(share)
+
+    assert plain(0.01, None, 2.0, 30.0) == pytest.approx((0.01, 0.15))  # no cap: share 0.01 * 30 / 2
+    assert plain(0.01, 0.05, 2.0, 30.0) == pytest.approx((0.05 * 2 / 30, 0.05))  # binds: share = cap
+    assert plain(0.01, 0.5, 2.0, 30.0) == pytest.approx((0.01, 0.15))  # above the share: no change
+    assert plain(0.01, 0.05, 2.0, 0.0) == pytest.approx((0.01, 0.0))  # no adversarial gradient: weight kept
+
+
+def test_adversarial_cap_is_the_same_step_as_the_weight_it_computes(shards: Path, tmp_path: Path) -> None:
+    """One GAN step three ways from the same start: without a cap (share s of the output-kernel gradient), with a
+    cap c < s (the weight is lowered to w * c / s, the logged share is c), and without a cap at that lowered weight:
+    the last two are the same update. A cap above the share changes nothing, to the bit."""
+    w = 0.05
+    gan = {
+        "generator": {"arch": "deblurgan", "filters": 4, "blocks": 1, "dropout": 0.0},
+        "critic": {"filters": 4, "updates": 1},
+        "optimizer": {"lr": 1e-3},
+        "steps": 1,
+        "checkpoint_every": 1,
+        "version_every": 1,
+    }
+
+    def step(name: str, adversarial: float, cap: float | None) -> tuple[list[np.ndarray], float, float]:
+        loss = {"perceptual": 0.0, "adversarial": adversarial, "adversarial_cap": cap, "pixel": 1.0}
+        result = run(cfg(shards, tmp_path / name, **gan, loss={**loss, "perceptual_weights": "none"}))
+        share, total = (
+            logged(tmp_path / name, f"loss/{tag}")[1] for tag in ("adversarial_share", "generator_total")
+        )
+        return weights(result.generator), share, total
+
+    free, share, free_total = step("free", w, None)
+    assert share > 0
+    cap = share / 4
+    capped, capped_share, capped_total = step("capped", w, cap)
+    assert capped_share == pytest.approx(cap, rel=1e-5)
+    lowered, _, lowered_total = step("lowered", w * cap / share, None)
+    # The logged total is L1 + applied weight * adversarial: the same for both, not the free run's.
+    assert capped_total == pytest.approx(lowered_total, rel=1e-6) and abs(capped_total - free_total) > 1e-4
+    for a, b in zip(capped, lowered, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(free, capped, strict=True))
+    loose, loose_share, _ = step("loose", w, share * 4)
+    assert loose_share == share
+    for a, b in zip(free, loose, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -25,6 +25,8 @@ from pipeline.errors import DataError, UsageError
 from train.cli import app
 from train.data import make_dataset
 from train.hooks import Hook, steps_until_boundary
+from train.recipes.gan import GanRecipe
+from train.runlog import SCALAR_NAMES
 from train.trainer import run
 from train.versions import VersionInfo, list_versions, load_generator, read_meta
 
@@ -404,7 +406,10 @@ def test_same_step_on_1_and_2_replicas_gives_the_same_weights_and_losses(
     one, two = np.load(outs["one_device"]), np.load(outs["mirrored"])
     assert int(one["step"]) == int(two["step"]) == 2
     losses_one, losses_two = logged_losses(tmp_path / "one_device"), logged_losses(tmp_path / "mirrored")
-    assert {step for _, step in losses_one} == {1, 2} and len(losses_one) == 2 * 8
+    # Every metric of the GAN recipe, drift included (logged even at weight 0: it shows the critic's level).
+    tags = {f"loss/{SCALAR_NAMES.get(name, name)}" for name in GanRecipe.metrics}
+    assert len(tags) == 10 and {tag for tag, _ in losses_one} == tags
+    assert {step for _, step in losses_one} == {1, 2} and len(losses_one) == 2 * len(tags)
     assert losses_two.keys() == losses_one.keys()
     for key, value in losses_one.items():
         assert losses_two[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key

@@ -58,7 +58,12 @@ def make_optimizer(o: OptimizerConfig, steps: int, step: Any, loss_scaling: bool
 
 
 def apply(optimizer: Any, tape: Any, loss: Any, variables: list[Any], clip_norm: float | None) -> None:
-    """Gradients of `loss` (already scaled under loss scaling) applied to `variables`, in a replica context.
+    """Gradients of `loss` (already scaled under loss scaling) applied to `variables`, in a replica context."""
+    apply_gradients(optimizer, tape.gradient(loss, variables), variables, clip_norm)
+
+
+def apply_gradients(optimizer: Any, grads: list[Any], variables: list[Any], clip_norm: float | None) -> None:
+    """This replica's part of the gradients (already scaled under loss scaling) applied to `variables`.
 
     With `clip_norm`, the norm is that of the gradient summed over all replicas (clipping each replica's part
     would depend on the replica count): the sum is taken here, clipped, and handed to the optimizer divided by the
@@ -66,7 +71,6 @@ def apply(optimizer: Any, tape: Any, loss: Any, variables: list[Any], clip_norm:
     """
     import tensorflow as tf
 
-    grads = tape.gradient(loss, variables)
     if clip_norm is not None:
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
