@@ -42,8 +42,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# One pytest worker per core, at most 4 (each holds a TensorFlow); worksteal evens out the long fits.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 bench: $(VENV)/.installed
 	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "# $$b"; $(PY) "$$b" || exit 1; done

@@ -119,6 +119,8 @@ def make_dataset(
         ex = records.tf_parse(serialized, encoding)
         return paired_augment(ex["blur"], ex["sharp"], crop_size, tf.stack([base_seed, index]), training)
 
+    # decode branches on settings only: no autograph rewrite (start-up time).
+    decode = tf.autograph.experimental.do_not_convert(decode)
     ds = ds.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
         # One checksum pass over the split names the damaged files up front; tf.data only says "skipped".

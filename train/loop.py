@@ -36,7 +36,10 @@ def train_function(strategy: Any, recipe: Any, ema: Any = None, first_replica: i
             parts = recipe.replica_step(*replica_args)
             return tf.stack([tf.cast(parts[k], tf.float32) for k in names])
 
-        total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=args), axis=None)
+        # The recipes branch on settings only, never on tensors: autograph's source rewrite of them (and of all
+        # they call) would only cost start-up time, several seconds per fit.
+        run = tf.autograph.experimental.do_not_convert(replica_step)
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(run, args=args), axis=None)
         return {k: total[i] for i, k in enumerate(names)}
 
     @tf.function(reduce_retracing=True)
