@@ -4,7 +4,8 @@ Every configuration trains the same number of steps at the same batch and crop. 
 3 blocks, L1 weight 1, no perceptual loss, Adam 3e-4 (DeblurGAN's betas 0.5/0.999, constant for half the steps,
 then linearly to 0), with or without the WGAN-GP critic and dropout; `-cap`: the adversarial gradient held at most
 1% of L1's at the output layer (`loss.adversarial_cap: 0.01`); `-drift`: the critic's drift penalty. NAFNet small: width 16, one block per
-level, PSNR loss, AdamW 1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7.
+level, PSNR loss, AdamW 1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7; `nafnet-l1`: the same with
+DeblurGAN small's L1 loss instead (architecture against architecture at one loss).
 """
 
 from __future__ import annotations
@@ -104,10 +105,17 @@ NAFNET_SMALL: dict[str, Any] = {
 }
 
 
-def nafnet(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
-    t = _base(shards, run_dir, budget, seed)
-    t.update(copy.deepcopy(NAFNET_SMALL))
-    return [{"train": t}]
+def nafnet(loss: dict | None = None) -> Callable[[Path, Path, dict, int], list[dict]]:
+    """NAFNET_SMALL, with `loss` (the train.loss section) in place of its PSNR loss if given."""
+
+    def phases(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
+        t = _base(shards, run_dir, budget, seed)
+        t.update(copy.deepcopy(NAFNET_SMALL))
+        if loss is not None:
+            t["loss"] = {"perceptual": 0.0, "adversarial": 0.0, "pixel": 0.0, "psnr": 0.0, **loss}
+        return [{"train": t}]
+
+    return phases
 
 
 CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
@@ -118,7 +126,8 @@ CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
     "deblurgan-gan-drift": deblurgan(0.001, critic={"drift": 0.001}),
     "deblurgan-gan-cap": deblurgan(0.001, cap=0.01),
     "deblurgan-l1-then-gan": l1_then_gan(0.001),
-    "nafnet": nafnet,
+    "nafnet": nafnet(),
+    "nafnet-l1": nafnet({"pixel": 1.0, "perceptual_weights": "none"}),
 }
 
 

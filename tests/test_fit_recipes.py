@@ -247,9 +247,10 @@ def test_adversarial_weight_is_lowered_to_the_cap_and_only_then() -> None:
 
 
 def test_adversarial_cap_is_the_same_step_as_the_weight_it_computes(shards: Path, tmp_path: Path) -> None:
-    """One GAN step three ways from the same start: without a cap (share s of the output-kernel gradient), with a
-    cap c < s (the weight is lowered to w * c / s, the logged share is c), and without a cap at that lowered weight:
-    the last two are the same update. A cap above the share changes nothing, to the bit."""
+    """One GAN step four ways from the same start: with a cap far above the share (it logs the share s of the
+    output-kernel gradient and changes nothing, to the bit, against no cap, which skips the kernel gradients),
+    with a cap c < s (the weight is lowered to w * c / s, the logged share is c), and without a cap at that
+    lowered weight: the last two are the same update."""
     w = 0.05
     gan = {
         "generator": {"arch": "deblurgan", "filters": 4, "blocks": 1, "dropout": 0.0},
@@ -260,26 +261,44 @@ def test_adversarial_cap_is_the_same_step_as_the_weight_it_computes(shards: Path
         "version_every": 1,
     }
 
-    def step(name: str, adversarial: float, cap: float | None) -> tuple[list[np.ndarray], float, float]:
+    def step(name: str, adversarial: float, cap: float | None) -> tuple[list[np.ndarray], dict[str, float]]:
         loss = {"perceptual": 0.0, "adversarial": adversarial, "adversarial_cap": cap, "pixel": 1.0}
         result = run(cfg(shards, tmp_path / name, **gan, loss={**loss, "perceptual_weights": "none"}))
-        share, total = (
-            logged(tmp_path / name, f"loss/{tag}")[1] for tag in ("adversarial_share", "generator_total")
-        )
-        return weights(result.generator), share, total
+        tags = ("adversarial_share", "generator_total")
+        return weights(result.generator), {tag: logged(tmp_path / name, f"loss/{tag}").get(1) for tag in tags}
 
-    free, share, free_total = step("free", w, None)
+    free, free_log = step("free", w, None)
+    assert free_log["adversarial_share"] is None  # not computed without a cap
+    loose, loose_log = step("loose", w, 1e6)
+    share = loose_log["adversarial_share"]
     assert share > 0
+    for a, b in zip(free, loose, strict=True):
+        np.testing.assert_array_equal(a, b)
     cap = share / 4
-    capped, capped_share, capped_total = step("capped", w, cap)
-    assert capped_share == pytest.approx(cap, rel=1e-5)
-    lowered, _, lowered_total = step("lowered", w * cap / share, None)
+    capped, capped_log = step("capped", w, cap)
+    assert capped_log["adversarial_share"] == pytest.approx(cap, rel=1e-5)
+    lowered, lowered_log = step("lowered", w * cap / share, None)
     # The logged total is L1 + applied weight * adversarial: the same for both, not the free run's.
-    assert capped_total == pytest.approx(lowered_total, rel=1e-6) and abs(capped_total - free_total) > 1e-4
+    capped_total, lowered_total = capped_log["generator_total"], lowered_log["generator_total"]
+    assert capped_total == pytest.approx(lowered_total, rel=1e-6)
+    assert abs(capped_total - free_log["generator_total"]) > 1e-4
     for a, b in zip(capped, lowered, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert any(not np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(free, capped, strict=True))
-    loose, loose_share, _ = step("loose", w, share * 4)
-    assert loose_share == share
-    for a, b in zip(free, loose, strict=True):
-        np.testing.assert_array_equal(a, b)
+
+
+def test_no_cap_without_a_restoration_loss(shards: Path, tmp_path: Path) -> None:
+    """An adversarial-only generator loss has nothing to compare the adversarial gradient with: the default cap
+    does not apply (it would set the weight to 0), and no share is logged."""
+    loss = {"perceptual": 0.0, "adversarial": 1.0, "pixel": 0.0, "perceptual_weights": "none"}
+    gan = {
+        "generator": {"arch": "deblurgan", "filters": 4, "blocks": 1},
+        "critic": {"filters": 4, "updates": 1},
+    }
+    run(cfg(shards, tmp_path / "r", **gan, loss=loss, steps=1, checkpoint_every=1, version_every=1))
+    assert Config.model_validate({"train": {"loss": loss}}).train.loss.adversarial_cap == 0.01
+    assert logged(tmp_path / "r", "loss/adversarial_share") == {}
+    total, adversarial = (
+        logged(tmp_path / "r", f"loss/{tag}")[1] for tag in ("generator_total", "adversarial")
+    )
+    assert total == pytest.approx(adversarial, rel=1e-6) and total != 0.0

@@ -6,7 +6,8 @@ Per replica, one step:
   3. one generator update: restoration losses + adversarial (with the updated critic). The two terms' gradients
      on the restored image are taken apart, so the adversarial weight can be held under `loss.adversarial_cap`
      times the restoration losses' gradient at the generator's output layer (VQGAN's adaptive weight, used as a
-     ceiling), then go through the generator in one backward pass.
+     ceiling), then go through the generator in one backward pass. The two output-kernel gradients cost two
+     more filter-gradient convolutions: without a cap they are not computed and the share is not logged.
 The gradient-penalty mixing weights come from a stateless RNG keyed on (seed, step, global example index), so a
 step is the same on any replica count.
 """
@@ -64,6 +65,11 @@ class GanRecipe(GeneratorRecipe):
 
     def __init__(self, strategy: tf.distribute.Strategy, t: TrainConfig, policy: str) -> None:
         super().__init__(strategy, t, policy)
+        # The cap compares the adversarial gradient with the other terms': with none of those, there is no cap.
+        restoring = t.loss.perceptual + t.loss.pixel + t.loss.psnr > 0
+        self.cap = t.loss.adversarial_cap if restoring else None
+        if self.cap is None:
+            self.metrics = tuple(name for name in self.metrics if name != "adversarial_share")
         with strategy.scope():
             self.critic = build_critic(t.critic.filters)
             self.critic_optimizer = make_optimizer(
@@ -118,15 +124,15 @@ class GanRecipe(GeneratorRecipe):
         rec_out = o_tape.gradient(rec_loss, restored, unconnected_gradients="zero")
         adv_out = o_tape.gradient(adv_loss, restored, unconnected_gradients="zero")
         del o_tape
-        # ... their global gradients on the output kernel (summed over replicas: the same on any count) ...
-        kernel = [self.output_kernel]
-        rec_k = g_tape.gradient(restored, kernel, output_gradients=rec_out)[0]
-        adv_k = g_tape.gradient(restored, kernel, output_gradients=adv_out)[0]
-        if ctx.num_replicas_in_sync > 1:
-            rec_k, adv_k = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [rec_k, adv_k])
-        weight, share = adversarial_weight(
-            t.loss.adversarial, t.loss.adversarial_cap, tf.norm(rec_k), tf.norm(adv_k)
-        )
+        weight = tf.constant(t.loss.adversarial, tf.float32)
+        if self.cap is not None:
+            # ... their global gradients on the output kernel (summed over replicas: the same on any count) ...
+            kernel = [self.output_kernel]
+            rec_k = g_tape.gradient(restored, kernel, output_gradients=rec_out)[0]
+            adv_k = g_tape.gradient(restored, kernel, output_gradients=adv_out)[0]
+            if ctx.num_replicas_in_sync > 1:
+                rec_k, adv_k = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [rec_k, adv_k])
+            weight, share = adversarial_weight(t.loss.adversarial, self.cap, tf.norm(rec_k), tf.norm(adv_k))
         # ... and one backward pass through the generator with the weighted sum.
         out = rec_out + weight * adv_out
         if self.loss_scaling:
@@ -137,13 +143,15 @@ class GanRecipe(GeneratorRecipe):
         g_parts["generator"] = g_parts["generator"] + weight * g_parts["adversarial"]
         # A global scalar as a per-example value: averaged over the global batch and summed over replicas, it is
         # itself again.
-        g_parts["adversarial_share"] = tf.fill([local], share)
+        if self.cap is not None:
+            g_parts["adversarial_share"] = tf.fill([local], share)
         return {k: self.average(v) for k, v in {**g_parts, **c_parts}.items()}
 
     def describe(self, values: dict[str, float]) -> str:
         generator = ("perceptual", "adversarial", "pixel", "psnr")
+        share = f" share {values['adversarial_share']:.3g}" if "adversarial_share" in values else ""
         return (
-            f"G {values['generator']:.4g} ({loss_parts(values, generator)} share {values['adversarial_share']:.3g})  "
+            f"G {values['generator']:.4g} ({loss_parts(values, generator)}{share})  "
             f"D {values['critic']:.4g} (w {values['wasserstein']:.4g} gp {values['gp']:.4g} "
             f"drift {values['drift']:.4g})"
         )
