@@ -111,8 +111,8 @@ class LossConfig(_Section):
     )  # NAFNet's PSNR loss: (10 / ln 10) * log(MSE + 1e-8), MSE on [0, 1] images
     perceptual_weights: str = "imagenet"  # imagenet | none | path/to/weights.h5
     # Ceiling on the adversarial term's share: its weighted gradient at the generator's output kernel is held at
-    # most this many times the other terms' gradient there (the weight is lowered for that step). None: no ceiling
-    # (DeblurGAN as published). 0.01 measured best: BENCHMARKS.md, "Why the adversarial term costs PSNR".
+    # most this many times the other terms' gradient there (the weight is lowered for that step). None: no
+    # ceiling (DeblurGAN as published). 0.01 against none: BENCHMARKS.md, "Why the adversarial term costs PSNR".
     adversarial_cap: float | None = Field(0.01, gt=0.0)
 
 
