@@ -2,10 +2,11 @@
 
 Every configuration trains the same number of steps at the same batch and crop. DeblurGAN small: 16 filters,
 3 blocks, L1 weight 1, no perceptual loss, Adam 3e-4 (DeblurGAN's betas 0.5/0.999, constant for half the steps,
-then linearly to 0), with or without the WGAN-GP critic and dropout; `-cap`: the adversarial gradient held at most
-1% of L1's at the output layer (`loss.adversarial_cap: 0.01`); `-drift`: the critic's drift penalty. NAFNet small: width 16, one block per
-level, PSNR loss, AdamW 1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7; `nafnet-l1`: the same with
-DeblurGAN small's L1 loss instead (architecture against architecture at one loss).
+then linearly to 0), with or without the WGAN-GP critic and dropout, with no cap on the adversarial share unless
+named: `-cap`: the adversarial gradient held at most 1% of L1's at the output kernel (`loss.adversarial_cap: 0.01`,
+the default); `-drift`: the critic's drift penalty. NAFNet small: width 16, one block per level, PSNR loss, AdamW
+1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7; `nafnet-l1`: the same with DeblurGAN small's L1 loss
+instead (architecture against architecture at one loss).
 """
 
 from __future__ import annotations
