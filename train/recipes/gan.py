@@ -99,8 +99,8 @@ class GanRecipe(GeneratorRecipe):
         )
         eps = tf.reshape(eps_all[:, first : first + local], [t.critic.updates, -1, 1, 1, 1])
 
-        # 1. Restore once, on a tape that only watches the generator (persistent: read twice, below).
-        with tf.GradientTape(persistent=True, watch_accessed_variables=False) as g_tape:
+        # 1. Restore once, on a tape that only watches the generator (persistent with a cap: read three times).
+        with tf.GradientTape(persistent=self.cap is not None, watch_accessed_variables=False) as g_tape:
             g_tape.watch([v.value for v in g_vars])
             restored = self.restore(blur)
         fake = tf.stop_gradient(restored)
