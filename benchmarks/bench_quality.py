@@ -139,7 +139,7 @@ def run_config(name: str, data: quality_data.Dataset, work: Path, budget: dict, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="1500 steps, batch 16, 96 px crops, every config")
-    parser.add_argument("--datasets", nargs="+", default=None, choices=("sample", "photos"))
+    parser.add_argument("--datasets", nargs="+", default=None, choices=("sample", *quality_data.PHOTO_SETS))
     parser.add_argument("--configs", nargs="+", default=None, choices=sorted(quality_configs.CONFIGS))
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch", type=int, default=None)

@@ -1,10 +1,12 @@
-"""The two datasets of bench_quality.py, each built with the tool's own stages: raw tree -> organize -> shard.
+"""The datasets of bench_quality.py, each built with the tool's own stages: raw tree -> organize -> shard.
 
 - `sample`: `gopro-prep sample` scenes (procedural textures, camera motion, GOPRO's sub-frame averaging); the
   held-out frames are its test scenes.
 - `photos`: real photographs bundled with scikit-image, cut into frames and blurred by a linear motion kernel
   (tests/shards_fixture.py's recipe), split BY PHOTO: the held-out photos are never seen in training.
-Both are written in the GOPRO_Large layout, organized (A/B + manifest, so `trainctl evaluate` scores full
+- `photos-256`: the same photographs and held-out frames, with four times the training frames (256 blur kernels
+  instead of 64): on `photos` both architectures' held-out gain stalls while their training gain keeps growing.
+Each is written in the GOPRO_Large layout, organized (A/B + manifest, so `trainctl evaluate` scores full
 held-out frames) and sharded into TFRecords (train crops for `trainctl fit`).
 """
 
@@ -33,6 +35,10 @@ TRAIN_PHOTOS = (
 HELD_OUT_PHOTOS = ("chelsea.png", "coffee.png")
 FRAME = (192, 256)  # height, width of a photo frame: a multiple of every generator's stride
 SHARD_CROP = 128  # shard crops; fit cuts its random train crop (96 px) from these
+# Full size of each photo set: (frames per training photo, shard crops per frame). Every frame has its own blur
+# (length and angle), so `photos` trains on 64 kernels and `photos-256` on 256; both are scored on the same 8
+# held-out frames (the held-out photos' frames do not depend on the training count).
+PHOTO_SETS = {"photos": (8, 8), "photos-256": (32, 4)}
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,8 @@ def build(name: str, root: Path, quick: bool, seed: int = 0) -> Dataset:
         scenes, frames = (4, 4) if quick else (8, 6)  # the last quarter of the scenes is held out
         write_sample(root / "raw", scenes=scenes, frames=frames, size=(320, 180), seed=seed)
         return _organize_and_shard(name, root, "blur_gamma", 4 if quick else 8)
-    if name == "photos":
-        write_photo_tree(root / "raw", 2 if quick else 8, 2 if quick else 4, seed)
-        return _organize_and_shard(name, root, "blur", 4 if quick else 8)
-    raise ValueError(f"unknown dataset {name!r} (sample | photos)")
+    if name in PHOTO_SETS:
+        train_frames, crops_per_pair = (2, 4) if quick else PHOTO_SETS[name]
+        write_photo_tree(root / "raw", train_frames, 2 if quick else 4, seed)
+        return _organize_and_shard(name, root, "blur", crops_per_pair)
+    raise ValueError(f"unknown dataset {name!r} (sample | {' | '.join(PHOTO_SETS)})")
