@@ -6,7 +6,7 @@ then linearly to 0), with or without the WGAN-GP critic and dropout, with no cap
 named: `-cap`: the adversarial gradient held at most 1% of L1's at the output kernel (`loss.adversarial_cap: 0.01`,
 the default); `-drift`: the critic's drift penalty. NAFNet small: width 16, one block per level, PSNR loss, AdamW
 1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7; `nafnet-l1`: the same with DeblurGAN small's L1 loss
-instead (architecture against architecture at one loss).
+instead (architecture against architecture at one loss); `-lr3e-3`: a peak learning rate of 3e-3 instead of 1e-3.
 """
 
 from __future__ import annotations
@@ -106,18 +106,25 @@ NAFNET_SMALL: dict[str, Any] = {
 }
 
 
-def nafnet(loss: dict | None = None) -> Callable[[Path, Path, dict, int], list[dict]]:
-    """NAFNET_SMALL, with `loss` (the train.loss section) in place of its PSNR loss if given."""
+def nafnet(
+    loss: dict | None = None, lr: float | None = None
+) -> Callable[[Path, Path, dict, int], list[dict]]:
+    """NAFNET_SMALL, with `loss` (the train.loss section) in place of its PSNR loss and `lr` in place of its peak
+    learning rate if given."""
 
     def phases(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
         t = _base(shards, run_dir, budget, seed)
         t.update(copy.deepcopy(NAFNET_SMALL))
+        if lr is not None:
+            t["optimizer"]["lr"] = lr
         if loss is not None:
             t["loss"] = {"perceptual": 0.0, "adversarial": 0.0, "pixel": 0.0, "psnr": 0.0, **loss}
         return [{"train": t}]
 
     return phases
 
+
+L1 = {"pixel": 1.0, "perceptual_weights": "none"}  # DeblurGAN small's loss, for NAFNet against it at one loss
 
 CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
     "deblurgan-l1": deblurgan(0.0),
@@ -128,7 +135,9 @@ CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
     "deblurgan-gan-cap": deblurgan(0.001, cap=0.01),
     "deblurgan-l1-then-gan": l1_then_gan(0.001),
     "nafnet": nafnet(),
-    "nafnet-l1": nafnet({"pixel": 1.0, "perceptual_weights": "none"}),
+    "nafnet-l1": nafnet(L1),
+    "nafnet-lr3e-3": nafnet(lr=3e-3),
+    "nafnet-l1-lr3e-3": nafnet(L1, lr=3e-3),
 }
 
 
