@@ -5,7 +5,8 @@
 - `photos`: real photographs bundled with scikit-image, cut into frames and blurred by a linear motion kernel
   (tests/shards_fixture.py's recipe), split BY PHOTO: the held-out photos are never seen in training.
 - `photos-256`: the same photographs and held-out frames, with four times the training frames (256 blur kernels
-  instead of 64): on `photos` both architectures' held-out gain stalls while their training gain keeps growing.
+  instead of 64): on `photos` NAFNet's held-out gain stalls from step 500 to 1500 while its training gain doubles,
+  and this set asks whether more kernels move it (measured: not for NAFNet, +0.08 dB for DeblurGAN).
 Each is written in the GOPRO_Large layout, organized (A/B + manifest, so `trainctl evaluate` scores full
 held-out frames) and sharded into TFRecords (train crops for `trainctl fit`).
 """
