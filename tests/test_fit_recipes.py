@@ -236,13 +236,13 @@ def logged(run_dir: Path, tag: str) -> dict[int, float]:
 def test_adversarial_weight_is_lowered_to_the_cap_and_only_then() -> None:
     from train.recipes.gan import adversarial_weight
 
-    def plain(weight: float, cap: float | None, rec: float, adv: float) -> tuple[float, float]:
+    def plain(weight: float, cap: float, rec: float, adv: float) -> tuple[float, float]:
         applied, share = adversarial_weight(weight, cap, tf.constant(rec), tf.constant(adv))
         return float(applied), float(share)
 
-    assert plain(0.01, None, 2.0, 30.0) == pytest.approx((0.01, 0.15))  # no cap: share 0.01 * 30 / 2
     assert plain(0.01, 0.05, 2.0, 30.0) == pytest.approx((0.05 * 2 / 30, 0.05))  # binds: share = cap
-    assert plain(0.01, 0.5, 2.0, 30.0) == pytest.approx((0.01, 0.15))  # above the share: no change
+    # above the share 0.01 * 30 / 2: no change
+    assert plain(0.01, 0.5, 2.0, 30.0) == pytest.approx((0.01, 0.15))
     assert plain(0.01, 0.05, 2.0, 0.0) == pytest.approx((0.01, 0.0))  # no adversarial gradient: weight kept
 
 

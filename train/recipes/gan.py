@@ -37,15 +37,13 @@ def output_kernel(model: keras.Model) -> Any:
 
 
 def adversarial_weight(
-    weight: float, cap: float | None, rec_norm: tf.Tensor, adv_norm: tf.Tensor
+    weight: float, cap: float, rec_norm: tf.Tensor, adv_norm: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """`(applied weight, adversarial share)`: the weight is `weight`, lowered where needed so the weighted
     adversarial gradient at the output layer is at most `cap` times the restoration gradient there; the share is
     the ratio of the two gradient norms with the applied weight (logged: what the cap bounds)."""
     tiny = 1e-12
-    applied = tf.constant(weight, tf.float32)
-    if cap is not None:
-        applied = tf.minimum(applied, cap * rec_norm / (adv_norm + tiny))
+    applied = tf.minimum(tf.constant(weight, tf.float32), cap * rec_norm / (adv_norm + tiny))
     return applied, applied * adv_norm / (rec_norm + tiny)
 
 
