@@ -24,12 +24,12 @@ def lock_path(out: str) -> str:
 
 
 class OutputLock(DirLock):
-    """Context manager: one `gopro-prep COMMAND` at a time writes OUT; a second is refused naming the first."""
+    """Context manager: one `TOOL COMMAND` at a time writes OUT; a second is refused naming the first."""
 
     what = "output dir lock"
 
-    def __init__(self, out: str, command: str) -> None:
-        super().__init__(lock_path(str(out)), command=f"gopro-prep {command}")
+    def __init__(self, out: str, command: str, tool: str = "gopro-prep") -> None:
+        super().__init__(lock_path(str(out)), command=f"{tool} {command}")
         self.out = str(out)
 
     def refusal(self, other: dict[str, Any]) -> str:

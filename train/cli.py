@@ -1,5 +1,5 @@
 """`trainctl`: train generators (DeblurGAN, NAFNet) on the shards, evaluate, deblur images and videos, export
-them (SavedModel, TFLite, Keras), list versions.
+them (SavedModel, TFLite, Keras, safetensors), import published PyTorch weights, list versions.
 
 Commands parse flags, load pipeline.yaml, and call one library function; TensorFlow is imported inside commands.
 """
@@ -51,6 +51,14 @@ NoTlcOpt = Annotated[
         help="Turn off test-time local statistics (TLC; on by default for NAFNet, recorded in results).",
     ),
 ]
+PadOpt = Annotated[
+    str,
+    typer.Option(
+        "--pad",
+        help="Pad to the model's stride by reflect, or zero (as the NAFNet reference code does: a paper's numbers "
+        "on sizes that are not multiples of the stride).",
+    ),
+]
 EnsembleOpt = Annotated[
     bool,
     typer.Option("--ensemble", help="Average the x8 self-ensemble (flips and transposes): slower, better."),
@@ -92,7 +100,11 @@ def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = 
             raise typer.Exit(exit_code(result.stopped_by))
 
 
-@app.command(cls=config_defaults(split="evaluate.split", src="evaluate.src", align="evaluate.align"))
+@app.command(
+    cls=config_defaults(
+        split="evaluate.split", src="evaluate.src", align="evaluate.align", pad="evaluate.pad"
+    )
+)
 def evaluate(
     config: ConfigArg = None,
     version: Annotated[str, typer.Option("--version", help="latest, best or vNNNN.")] = "latest",
@@ -112,6 +124,13 @@ def evaluate(
     ] = None,
     no_tlc: NoTlcOpt = False,
     ensemble: EnsembleOpt = False,
+    pad: Annotated[
+        str | None,
+        typer.Option(
+            "--pad",
+            help="reflect or zero (the NAFNet reference code's padding: the papers' numbers on HIDE, RealBlur).",
+        ),
+    ] = None,
     set_: SetOpt = None,
     config_file: ConfigOpt = None,
 ) -> None:
@@ -123,6 +142,8 @@ def evaluate(
         overrides = list(set_ or [])
         if align is not None:
             overrides.append(f"evaluate.align={align}")
+        if pad is not None:
+            overrides.append(f"evaluate.pad={pad}")
         cfg = load_config(config_path(config, config_file), overrides)  # errors before the slow TF import
         _quiet_tensorflow()
         from train.evaluate import run
@@ -150,6 +171,7 @@ def deblur(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per model call.")] = 4,
     no_tlc: NoTlcOpt = False,
     ensemble: EnsembleOpt = False,
+    pad: PadOpt = "reflect",
     config: ConfigOpt = None,
 ) -> None:
     """Deblur images and videos of any size with a generator version; exit 1 if any input failed."""
@@ -158,7 +180,7 @@ def deblur(
         from train.inference import files
         from train.inference.deblurrer import Deblurrer, load
 
-        deblurrer = Deblurrer(load(version_dir, tlc=not no_tlc), tile=tile, ensemble=ensemble)
+        deblurrer = Deblurrer(load(version_dir, tlc=not no_tlc), tile=tile, ensemble=ensemble, pad=pad)
         if files.run(deblurrer, inputs, out, batch=batch):
             raise typer.Exit(1)
 
@@ -169,7 +191,12 @@ def export(
     model: ModelOpt = None,
     version: VersionOpt = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="savedmodel (uint8 serving signature), tflite or keras.")
+        str,
+        typer.Option(
+            "--format",
+            help="savedmodel (uint8 serving signature), tflite, keras, or safetensors (PyTorch names and "
+            "layouts, for the reference code).",
+        ),
     ] = "savedmodel",
     float16: Annotated[
         bool, typer.Option("--float16", help="TFLite with float16 weights (half the size).")
@@ -179,6 +206,7 @@ def export(
         bool,
         typer.Option("--ensemble", help="SavedModel that averages the x8 self-ensemble (8x the compute)."),
     ] = False,
+    pad: PadOpt = "reflect",
     config: ConfigOpt = None,
 ) -> None:
     """Export a generator version: SavedModel or TFLite (uint8 RGB in and out, any size), or a Keras file."""
@@ -186,7 +214,39 @@ def export(
         version_dir = _model(model, version, config)
         from train.inference.export import run
 
-        run(version_dir, out, fmt=fmt, tlc=not no_tlc, float16=float16, ensemble=ensemble)
+        run(version_dir, out, fmt=fmt, tlc=not no_tlc, float16=float16, ensemble=ensemble, pad=pad)
+
+
+@app.command("import-weights", cls=Command)
+def import_weights(
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="A PyTorch checkpoint (.pth, .pt) or a .safetensors file.")
+    ],
+    out: Annotated[str, typer.Option("--out", help="New run dir: the weights become RUN/generator/v0001.")],
+    arch: Annotated[
+        str,
+        typer.Option("--arch", help="auto (recognized from the tensor names and shapes) or an arch name."),
+    ] = "auto",
+    train_size: Annotated[
+        int,
+        typer.Option(
+            "--train-size", min=1, help="The crop the model was trained on (TLC's window is 1.5x it)."
+        ),
+    ] = 256,
+    key: Annotated[
+        str,
+        typer.Option(
+            "--key", help="Which state dict: auto (params_ema, else params), params, params_ema, ..."
+        ),
+    ] = "auto",
+) -> None:
+    """Import published PyTorch weights (BasicSR `{"params": ...}` or a bare state dict; read without PyTorch,
+    never running code from the file) as version v0001 of a new run dir."""
+    with cli_errors():
+        _quiet_tensorflow()
+        from train.weights.importer import import_weights as run
+
+        run(file, out, arch=arch, train_size=train_size, key=key)
 
 
 @app.command(cls=Command)

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from train.archs.torch_layout import TorchNames
+
 CANONICAL_RANGE = (-1.0, 1.0)  # what the data pipeline and the losses use
 
 
@@ -45,6 +47,9 @@ class Arch:
     input_range: tuple[float, float]
     shape_keys: Callable[[Any], dict[str, Any]]
     has_global_statistics: bool = False  # a global pool whose statistics TLC makes local
+    torch: TorchNames | None = (
+        None  # the reference code's checkpoint names (import-weights, safetensors export)
+    )
 
     def describe(self, settings: Any, train_size: int) -> dict[str, Any]:
         """The `arch` entry of a version's meta.json: everything inference needs to run the saved model."""

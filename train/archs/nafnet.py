@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from train.archs import torch_layout as tl
 from train.archs.base import Arch, ArchSettings
 
 TLC_FACTOR = (
@@ -151,6 +152,70 @@ def tlc_base(train_size: int) -> int:
     return int(train_size * TLC_FACTOR)
 
 
+# ---- the reference code's names (megvii-research/NAFNet basicsr/models/archs/NAFNet_arch.py) -------------------
+
+_BLOCK_CONVS = ("conv1", "conv3", "conv4", "conv5")  # 1x1 convs, same names on both sides
+
+
+def _torch_block(prefix: str, layer: str) -> list[tl.Row]:
+    """A NAFBlock: torch `PREFIX.*` -> Keras `LAYER_*` (train/archs/nafnet.py `_naf_block`)."""
+    rows = [r for conv in _BLOCK_CONVS for r in tl.conv_rows(f"{prefix}.{conv}", f"{layer}_{conv}")]
+    rows += tl.conv_rows(f"{prefix}.conv2", f"{layer}_dwconv", layout=tl.DEPTHWISE)
+    rows += tl.conv_rows(f"{prefix}.sca.1", f"{layer}_sca_conv")
+    for norm in ("norm1", "norm2"):  # LayerNorm2d weight/bias -> LayerNormalization gamma/beta
+        rows += [
+            tl.Row(f"{prefix}.{norm}.weight", f"{layer}_{norm}", 0),
+            tl.Row(f"{prefix}.{norm}.bias", f"{layer}_{norm}", 1),
+        ]
+    rows += [tl.Row(f"{prefix}.{s}", f"{layer}_{s}", 0, tl.CHANNEL_SCALE) for s in ("beta", "gamma")]
+    return rows
+
+
+def torch_table(s: NafNetSettings) -> list[tl.Row]:
+    """Every tensor of the reference `NAFNet` (and `NAFNetLocal`, same names) for settings `s`."""
+    rows = tl.conv_rows("intro", "intro") + tl.conv_rows("ending", "ending")
+    chan = s.width
+    for i, count in enumerate(s.enc_blocks):
+        rows += [
+            r for b in range(count) for r in _torch_block(f"encoders.{i}.{b}", f"enc{i + 1}_block{b + 1}")
+        ]
+        rows += tl.conv_rows(f"downs.{i}", f"down{i + 1}")
+        chan *= 2
+    rows += [
+        r for b in range(s.middle_blocks) for r in _torch_block(f"middle_blks.{b}", f"middle_block{b + 1}")
+    ]
+    for i, count in enumerate(s.dec_blocks):
+        # ups.i = Sequential(Conv2d(chan, 2 chan, 1, bias=False), PixelShuffle(2)): chan // 2 channels out
+        rows += tl.conv_rows(f"ups.{i}.0", f"up{i + 1}_conv", bias=False, layout=tl.shuffle_conv(chan // 2))
+        chan //= 2
+        rows += [
+            r for b in range(count) for r in _torch_block(f"decoders.{i}.{b}", f"dec{i + 1}_block{b + 1}")
+        ]
+    return rows
+
+
+def torch_infer(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any] | None:
+    """NAFNet's settings from a state dict's names and shapes (levels from `downs`/`ups`, blocks per level from
+    the block indices, width from `intro`), or None when it is not a NAFNet's."""
+    if "intro.weight" not in shapes or "downs.0.weight" not in shapes or "ups.0.0.weight" not in shapes:
+        return None
+    levels = len(tl.indices(shapes, "downs"))
+    if levels != len(tl.indices(shapes, "ups")):
+        return None
+
+    def blocks(prefix: str) -> int:
+        found = tl.indices(shapes, prefix)
+        return found[-1] + 1 if found else 0
+
+    return {
+        "arch": "nafnet",
+        "width": int(shapes["intro.weight"][0]),
+        "enc_blocks": [blocks(f"encoders.{i}") for i in range(levels)],
+        "middle_blocks": blocks("middle_blks"),
+        "dec_blocks": [blocks(f"decoders.{i}") for i in range(levels)],
+    }
+
+
 ARCH = Arch(
     name="nafnet",
     settings=NafNetSettings,
@@ -160,4 +225,5 @@ ARCH = Arch(
     input_range=(0.0, 1.0),
     shape_keys=shape_keys,
     has_global_statistics=True,
+    torch=tl.TorchNames("megvii-research/NAFNet NAFNet / NAFNetLocal", torch_infer, torch_table),
 )

@@ -6,6 +6,9 @@ tflite: the same uint8 function converted for the TFLite runtime (float32 or flo
   height and width: resize the input tensor (or use the signature runner, which does) to the image's size.
 keras: `generator.keras` as trained (TLC applied where it is on), to fine-tune or run from Python; its input
   contract is in the README (float32 RGB in the arch's range, sizes multiples of the stride).
+safetensors: the weights under the reference PyTorch code's names and layouts (`generator.safetensors`), the way
+  back to it: `model.load_state_dict(safetensors.torch.load_file(F))`; `trainctl import-weights` reads it back
+  bit for bit. TLC is a run-time choice there (NAFNetLocal), not part of the weights.
 Every export holds the version's meta.json beside it, with what was exported. Local exports are written under a
 temporary name and renamed into place; on an object store the SavedModel is uploaded with saved_model.pb last.
 An older export at the same path is replaced, anything else is not.
@@ -22,10 +25,10 @@ from typing import Any
 from pipeline.console import log
 from pipeline.errors import UsageError
 from train import rundir
-from train.inference.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE, serving_function
+from train.inference.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE, check_pad, serving_function
 from train.rundir import join
 
-FORMATS = ("savedmodel", "tflite", "keras")
+FORMATS = ("savedmodel", "tflite", "keras", "safetensors")
 
 
 # What a remote export cut short may leave (local exports are atomic and leave nothing).
@@ -64,14 +67,19 @@ def _upload(local: str, out: str) -> None:
 
 
 def save_serving(
-    generator: Any, spec: Any, path: str, ensemble: bool = False, batch: int | None = None
+    generator: Any,
+    spec: Any,
+    path: str,
+    ensemble: bool = False,
+    batch: int | None = None,
+    pad: str = "reflect",
 ) -> None:
     """Write the uint8 serving function of `generator` as a SavedModel at `path` (a new local dir)."""
     import keras
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint(SIGNATURE, serving_function(generator, spec, ensemble, batch))
+    archive.add_endpoint(SIGNATURE, serving_function(generator, spec, ensemble, batch, pad))
     archive.write_out(path, verbose=False)
 
 
@@ -81,6 +89,7 @@ def write_saved_model(
     spec: Any,
     extra_files: dict[str, bytes] | None = None,
     ensemble: bool = False,
+    pad: str = "reflect",
 ) -> str:
     """Trace the serving function and save it to a temp dir; locally swap that dir into place, remotely upload it
     (see `_upload`)."""
@@ -93,7 +102,7 @@ def write_saved_model(
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=None if remote else parent)
     old = join(parent, f".{name}.old-{os.getpid()}")
     try:
-        save_serving(generator, spec, tmp, ensemble)
+        save_serving(generator, spec, tmp, ensemble, pad=pad)
         for file_name, data in (extra_files or {}).items():
             with open(os.path.join(tmp, file_name), "wb") as fh:
                 fh.write(data)
@@ -114,13 +123,13 @@ def write_saved_model(
     return out
 
 
-def tflite_bytes(generator: Any, spec: Any, float16: bool = False) -> bytes:
+def tflite_bytes(generator: Any, spec: Any, float16: bool = False, pad: str = "reflect") -> bytes:
     """The serving function as a TFLite flatbuffer: through a SavedModel (converting a concrete function directly
     loses the variables' values in TF 2.21), batch 1, height and width resizable at run time."""
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as tmp:
-        save_serving(generator, spec, tmp, batch=1)
+        save_serving(generator, spec, tmp, batch=1, pad=pad)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
         if float16:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -138,6 +147,31 @@ def _write_file(out: str, name: str, data: bytes, meta: bytes) -> str:
     return join(out, name)
 
 
+def _safetensors(loaded: Any) -> tuple[bytes, str]:
+    """The version's weights in the reference code's names and layouts, and the line saying how to load them."""
+    import json
+
+    from safetensors.numpy import save
+
+    from train import archs
+    from train.weights.convert import to_torch
+
+    arch = archs.get(loaded.spec.arch)
+    if arch.torch is None:
+        readable = ", ".join(n for n, a in archs.ARCHS.items() if a.torch is not None)
+        raise UsageError(
+            f"--format safetensors: {arch.name} has no PyTorch reference (formats for: {readable})"
+        )
+    settings = arch.settings.model_validate(loaded.spec.settings)
+    tensors = to_torch(loaded.model, arch.torch.table(settings))
+    metadata = {"format": "pt", "arch": arch.name, "settings": json.dumps(settings.model_dump(mode="json"))}
+    detail = (
+        f"{len(tensors)} tensors in the names of {arch.torch.reference}: "
+        "model.load_state_dict(safetensors.torch.load_file(PATH))"
+    )
+    return save(tensors, metadata=metadata), detail
+
+
 def run(
     model_dir: str | Path,
     out: str | Path,
@@ -145,6 +179,7 @@ def run(
     tlc: bool = True,
     float16: bool = False,
     ensemble: bool = False,
+    pad: str = "reflect",
 ) -> str:
     """`trainctl export`: the version at `model_dir` in format `fmt` at `out` (with the version's meta.json)."""
     import json
@@ -156,25 +191,32 @@ def run(
         raise UsageError(f"--format {fmt}: unknown (use {', '.join(FORMATS)})")
     if float16 and fmt != "tflite":
         raise UsageError("--float16 applies to --format tflite only")
+    if check_pad(pad) != "reflect" and fmt not in ("savedmodel", "tflite"):
+        raise UsageError(
+            f"--pad {pad} applies to --format savedmodel and tflite only (the others hold weights)"
+        )
     if ensemble and fmt != "savedmodel":
         raise UsageError("--ensemble applies to --format savedmodel only")
-    loaded = load(str(model_dir), tlc)
+    loaded = load(str(model_dir), tlc and fmt != "safetensors")  # TLC changes no weight
     meta = {
         **loaded.meta,
-        "export": {"format": fmt, "tlc": loaded.tlc, "float16": float16, "ensemble": ensemble},
+        "export": {"format": fmt, "tlc": loaded.tlc, "float16": float16, "ensemble": ensemble, "pad": pad},
     }
     meta_bytes = json.dumps(meta, indent=2, sort_keys=True).encode()
     out = str(out)
     if fmt == "savedmodel":
-        path = write_saved_model(loaded.model, out, loaded.spec, {"meta.json": meta_bytes}, ensemble)
+        path = write_saved_model(loaded.model, out, loaded.spec, {"meta.json": meta_bytes}, ensemble, pad)
         detail = f"signature {SIGNATURE}: {INPUT_NAME} uint8 [batch, height, width, 3] -> {OUTPUT_NAME} uint8, any size"
     elif fmt == "tflite":
-        data = tflite_bytes(loaded.model, loaded.spec, float16)
+        data = tflite_bytes(loaded.model, loaded.spec, float16, pad)
         path = _write_file(out, "generator.tflite", data, meta_bytes)
         detail = (
             f"{'float16' if float16 else 'float32'} weights, {len(data) / 1e6:.1f} MB; input {INPUT_NAME} uint8 "
             f"[1, height, width, 3]: resize it to the image (or use the signature runner)"
         )
+    elif fmt == "safetensors":
+        data, detail = _safetensors(loaded)
+        path = _write_file(out, "generator.safetensors", data, meta_bytes)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             loaded.model.save(os.path.join(tmp, MODEL_FILE))
@@ -186,7 +228,8 @@ def run(
             "load with `import train` then keras.saving.load_model"
         )
     name = loaded.meta.get("version", rundir.name(str(model_dir)))
-    tlc_note = f", TLC {'on' if loaded.tlc else 'off'}" if loaded.spec.tlc_base() is not None else ""
+    weights_only = fmt == "safetensors"  # TLC is the reference code's run-time choice there
+    tlc_note = f", TLC {'on' if loaded.tlc else 'off'}" if loaded.spec.tlc_base() and not weights_only else ""
     log(f"exported {name} (step {loaded.meta.get('step', '?')}{tlc_note}) as {fmt} to {path}")
     log(f"  {detail}")
     return path
