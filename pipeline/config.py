@@ -198,6 +198,9 @@ class EvaluateConfig(_Section):
     # Align the output to the ground truth before scoring: ecc (RealBlur's protocol) or none; auto: ecc for a
     # RealBlur source, none for others.
     align: Literal["auto", "none", "ecc"] = "auto"
+    # How frames are padded to the model's stride: reflect, or zero as the NAFNet reference code does (to reproduce
+    # a paper's numbers on sizes that are not multiples of the stride: HIDE, RealBlur).
+    pad: Literal["reflect", "zero"] = "reflect"
 
 
 class Config(_Section):

@@ -84,7 +84,7 @@ def evaluation_strategy(name: str) -> Any:
 
 
 def make_batch_predictor(
-    generator: Any, strategy: Any, spec: Any, ensemble: bool = False
+    generator: Any, strategy: Any, spec: Any, ensemble: bool = False, pad: str = "reflect"
 ) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 [b,h,w,3] -> uint8 deblurred, through the one serving body (pad -> model -> crop -> uint8), the batch
     split evenly over the strategy's replicas."""
@@ -92,7 +92,7 @@ def make_batch_predictor(
 
     from train.inference.serving import restore_uint8
 
-    restore = restore_uint8(generator, spec, ensemble)
+    restore = restore_uint8(generator, spec, ensemble, pad)
     replicas = strategy.num_replicas_in_sync
 
     @tf.function(reduce_retracing=True)
@@ -159,10 +159,11 @@ def evaluate_version(
     tlc: bool = True,
     ensemble: bool = False,
     align: str = "auto",
+    pad: str = "reflect",
 ) -> dict[str, Any]:
     """Score one generator version on a split of an organized dir; returns the result dict (see summarize)."""
     return evaluate_sources(
-        version_dir, [src], split, crop_border, batch_size, strategy, tlc, ensemble, align
+        version_dir, [src], split, crop_border, batch_size, strategy, tlc, ensemble, align, pad
     )[0]
 
 
@@ -176,16 +177,18 @@ def evaluate_sources(
     tlc: bool = True,
     ensemble: bool = False,
     align: str = "auto",
+    pad: str = "reflect",
 ) -> list[dict[str, Any]]:
     """Score one generator version on a split of each organized dir (the model loaded once); one result per dir,
     in the order given. Every dir's manifest is read before the model loads, so a wrong path fails fast."""
     from train.inference.deblurrer import load
+    from train.inference.serving import check_pad
 
     rows_of = {src: read_split_rows(src, split) for src in dict.fromkeys(srcs)}
     with strategy.scope():
         loaded = load(version_dir, tlc)
     spec, used_tlc = loaded.spec, loaded.tlc
-    predict = make_batch_predictor(loaded.model, strategy, spec, ensemble)
+    predict = make_batch_predictor(loaded.model, strategy, spec, ensemble, check_pad(pad))
     results = []
     for src, rows in rows_of.items():
         started = time.monotonic()
@@ -198,6 +201,7 @@ def evaluate_sources(
             result["tlc"] = used_tlc
         if ensemble:
             result["ensemble"] = True
+        result["pad"] = pad
         result["replicas"] = int(strategy.num_replicas_in_sync)
         result["seconds"] = round(time.monotonic() - started, 3)
         results.append(result)
@@ -214,6 +218,7 @@ def run(
     ensemble: bool = False,
     srcs: Sequence[str] | None = None,
     align: str | None = None,
+    pad: str | None = None,
 ) -> dict[str, Any]:
     """`trainctl evaluate`: score every organized dir (`srcs`, else evaluate.src), print the table (stderr) and the
     JSON (stdout: the result of one dir, or {"version", "split", "datasets": [...]} for several), write --out and
@@ -235,6 +240,7 @@ def run(
         tlc,
         ensemble,
         align or ev.align,
+        pad or ev.pad,
     )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for result in results:

@@ -17,7 +17,7 @@ from typing import Any
 
 DEFAULT_SPLIT = "test"
 # What, besides src and split, makes two scores incomparable (a subset of frames, test-time options).
-SCOPE_OPTIONS = ("frames", "ensemble", "tlc", "align")
+SCOPE_OPTIONS = ("frames", "ensemble", "tlc", "align", "pad")
 
 
 def scope_key(result: dict[str, Any]) -> str:
@@ -32,6 +32,8 @@ def scope_key(result: dict[str, Any]) -> str:
         extras.append("no TLC")
     if result.get("align") not in (None, "none"):  # RealBlur's protocol scores aligned outputs
         extras.append(f"{result['align']} aligned")
+    if result.get("pad") not in (None, "reflect"):  # zero padding (the reference code's) gives other numbers
+        extras.append(f"{result['pad']} padding")
     return f"{key} ({', '.join(extras)})" if extras else key
 
 

@@ -5,7 +5,8 @@
     sharp = d(blurred)                        # numpy HxW / HxWx3 / HxWx4, uint8 / uint16 / float in [0, 1]
 
 It reads the version's architecture, stride and value range from its meta.json, turns on TLC for architectures
-with global statistics (NAFNet; `tlc=False` turns it off), pads to the stride and crops back, tiles frames larger
+with global statistics (NAFNet; `tlc=False` turns it off), pads to the stride (`pad="reflect"`, or `"zero"` as
+the NAFNet reference code does) and crops back, tiles frames larger
 than `tile` (with full-frame statistics, so tiles agree with the whole frame), and can average the x8
 self-ensemble (`ensemble=True`). The CLI (`trainctl deblur`), video, evaluation and export all go through here.
 """
@@ -58,10 +59,11 @@ class Deblurrer:
         ensemble: bool = False,
         tile: int = DEFAULT_TILE,
         overlap: int | None = None,
+        pad: str = "reflect",
     ) -> None:
         import tensorflow as tf
 
-        from train.inference.serving import restore_uint8, restore_unit
+        from train.inference.serving import check_pad, restore_uint8, restore_unit
 
         if isinstance(model, Loaded):
             self.loaded = model
@@ -71,11 +73,12 @@ class Deblurrer:
             self.loaded = load(resolve_model(str(model), version), tlc)
         self.spec = self.loaded.spec
         self.ensemble = ensemble
+        self.pad = check_pad(pad)
         self.tile = int(tile)
         self.overlap = overlap
         model_ = self.loaded.model
-        self._unit = tf.function(restore_unit(model_, self.spec, ensemble), reduce_retracing=True)
-        self._uint8 = tf.function(restore_uint8(model_, self.spec, ensemble), reduce_retracing=True)
+        self._unit = tf.function(restore_unit(model_, self.spec, ensemble, self.pad), reduce_retracing=True)
+        self._uint8 = tf.function(restore_uint8(model_, self.spec, ensemble, self.pad), reduce_retracing=True)
         self._frame_stats: Any = None  # built on the first frame larger than a tile
         self._frame_unit: Any = None
 
@@ -91,6 +94,7 @@ class Deblurrer:
             "step": meta.get("step"),
             "arch": self.spec.arch,
             "ensemble": self.ensemble,
+            "pad": self.pad,
         }
         if self.spec.tlc_base() is not None:
             out["tlc"] = self.loaded.tlc
@@ -103,6 +107,8 @@ class Deblurrer:
             extras.append(f"TLC {'on' if s['tlc'] else 'off'}")
         if self.ensemble:
             extras.append("x8 self-ensemble")
+        if self.pad != "reflect":
+            extras.append(f"{self.pad} padding")
         return f"{s.get('version') or self.loaded.path} ({self.spec.arch}{', ' if extras else ''}{', '.join(extras)})"
 
     # ---- running it ------------------------------------------------------------------------------------------
@@ -145,11 +151,11 @@ class Deblurrer:
         from train.inference.frame_stats import FrameStats
         from train.inference.serving import restore_unit
 
-        self._frame_stats = FrameStats(self.loaded.model, self.spec)
+        self._frame_stats = FrameStats(self.loaded.model, self.spec, self.pad)
         if self._frame_stats:
             model = self._frame_stats.model
             self._frame_unit = tf.function(
-                restore_unit(model, self.spec, self.ensemble), reduce_retracing=True
+                restore_unit(model, self.spec, self.ensemble, self.pad), reduce_retracing=True
             )
 
 

@@ -33,7 +33,7 @@ def statistic_layers(model: Any) -> list[Any]:
 class FrameStats:
     """An inference copy of `model` whose statistic layers use statistics set by `compute(frame, plan)`."""
 
-    def __init__(self, model: Any, spec: Any) -> None:
+    def __init__(self, model: Any, spec: Any, pad: str = "reflect") -> None:
         import keras
         import tensorflow as tf
 
@@ -52,7 +52,7 @@ class FrameStats:
             object.__setattr__(
                 layer, "_frame_stats", stats
             )  # not a tracked weight: never saved, never trained
-        self._to_model = lambda x01: model_input(x01, spec)
+        self._to_model = lambda x01: model_input(x01, spec, pad)
 
     def __bool__(self) -> bool:
         return bool(self.layers)
