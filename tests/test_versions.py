@@ -69,7 +69,7 @@ def test_scores_written_before_scopes_are_read_as_one_scope(tmp_path: Path, iden
     meta = versions.read_meta(v)
     meta["metrics"] = {"psnr": 27.0, "psnr_input": 25.0, "split": "test", "src": "o"}
     (v / versions.META_FILE).write_text(json.dumps(meta))
-    assert versions.table_rows(tmp_path)[0][3:8] == ["test @ o", "27.00", "", "25.00", "+2.00"]
+    assert versions.table_rows(tmp_path)[0][3:9] == ["test @ o", "27.00", "", "", "25.00", "+2.00"]
     versions.update_metrics(v, {"psnr": 30.0, "split": "train", "src": "o"})
     assert sorted(versions.read_meta(v)["metrics"]) == ["test @ o", "train @ o"]
 
@@ -103,12 +103,12 @@ def test_versions_table_shows_the_test_split_by_default(tmp_path: Path, identity
     versions.update_metrics(v1, {"psnr": 35.0, "psnr_input": 20.0, "split": "train", "src": "o"})
     versions.update_metrics(v2, {"psnr": 31.0, "psnr_input": 20.0, "split": "train", "src": "o"})
     rows = versions.table_rows(tmp_path)
-    assert [(r[0], r[3], r[4], r[8]) for r in rows] == [
+    assert [(r[0], r[3], r[4], r[-1]) for r in rows] == [
         ("v0001", "test @ o", "30.00", "best"),
         ("v0002", "", "", "latest"),
     ]
     rows = versions.table_rows(tmp_path, split="train")
-    assert [(r[0], r[4], r[8]) for r in rows] == [("v0001", "35.00", "best"), ("v0002", "31.00", "latest")]
+    assert [(r[0], r[4], r[-1]) for r in rows] == [("v0001", "35.00", "best"), ("v0002", "31.00", "latest")]
     assert len(versions.table_rows(tmp_path, split=None)) == 3
 
 
@@ -149,18 +149,20 @@ def test_table_rows_show_metrics_gain_and_marks(tmp_path: Path, identity) -> Non
     v1 = save_version(tmp_path, identity, step=100)
     save_version(tmp_path, identity, step=200)
     versions.update_metrics(
-        v1, {"psnr": 27.123, "ssim": 0.8512, "psnr_input": 25.0, "split": "test", "src": "o"}
+        v1,
+        {"psnr": 27.123, "ssim": 0.8512, "ssim_3d": 0.9013, "psnr_input": 25.0, "split": "test", "src": "o"},
     )
     rows = versions.table_rows(tmp_path)
     assert rows[0][:2] == ["v0001", "100"] and rows[0][3:] == [
         "test @ o",
         "27.12",
         "0.8512",
+        "0.9013",
         "25.00",
         "+2.12",
         "best",
     ]
-    assert rows[1][:2] == ["v0002", "200"] and rows[1][3:] == ["", "", "", "", "", "latest"]
+    assert rows[1][:2] == ["v0002", "200"] and rows[1][3:] == ["", "", "", "", "", "", "latest"]
 
 
 def test_versions_cli(tmp_path: Path, identity) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 
 def table_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """[dataset, src, pairs, align, PSNR, input PSNR, gain, SSIM, input SSIM] per source, and a total per dir
-    that holds several sources."""
+    """[dataset, src, pairs, align, PSNR, input PSNR, gain, SSIM, input SSIM, SSIM 3D, input SSIM 3D] per source,
+    and a total per dir that holds several sources."""
     rows = []
     for result in results:
         sources = result.get("per_source") or {}
@@ -38,9 +38,15 @@ def table_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
                     f"{m['psnr'] - m['psnr_input']:+.2f}",
                     f"{m['ssim']:.4f}",
                     f"{m['ssim_input']:.4f}",
+                    _ssim(m.get("ssim_3d")),
+                    _ssim(m.get("ssim_3d_input")),
                 ]
             )
     return rows
+
+
+def _ssim(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}"  # results stored before 3-D SSIM existed have none
 
 
 def print_table(results: Sequence[dict[str, Any]]) -> None:
@@ -49,7 +55,20 @@ def print_table(results: Sequence[dict[str, Any]]) -> None:
 
     first = results[0]
     table = Table(title=f"{first['version']} on {first['split']}")
-    for name in ("dataset", "src", "pairs", "align", "PSNR", "input", "gain", "SSIM", "input SSIM"):
+    columns = (
+        "dataset",
+        "src",
+        "pairs",
+        "align",
+        "PSNR",
+        "input",
+        "gain",
+        "SSIM",
+        "input SSIM",
+        "SSIM 3D",
+        "input",
+    )
+    for name in columns:
         table.add_column(name, justify="left" if name in ("dataset", "src", "align") else "right")
     for row in table_rows(results):
         table.add_row(*row)

@@ -263,7 +263,8 @@ def run(
         log(
             f"{result['version']} on {split}{where} ({result['pairs']} pairs): "
             f"PSNR {result['psnr']:.2f} dB vs input {result['psnr_input']:.2f} dB ({result['psnr_gain']:+.2f} dB), "
-            f"SSIM {result['ssim']:.4f} vs input {result['ssim_input']:.4f}"
+            f"SSIM {result['ssim']:.4f} vs input {result['ssim_input']:.4f}, "
+            f"SSIM 3-D {result['ssim_3d']:.4f} vs input {result['ssim_3d_input']:.4f}"
         )
     print(json.dumps(report, indent=2, sort_keys=True), flush=True)
     return report

@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from train.alignment import ecc_align, masked_psnr, masked_ssim
-from train.metrics import psnr, ssim
+from train.alignment import ecc_align, masked_psnr, masked_ssim, masked_ssim_3d
+from train.metrics import psnr, ssim, ssim_3d
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; cap per pair so means and JSON stay finite
-METRIC_KEYS = ("psnr", "ssim", "psnr_input", "ssim_input")
+# ssim: per channel (skimage's); ssim_3d: MATLAB's on the RGB volume, what the GoPro/HIDE papers print
+METRIC_KEYS = ("psnr", "ssim", "ssim_3d", "psnr_input", "ssim_input", "ssim_3d_input")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class PairScore:
     ssim: float
     psnr_input: float
     ssim_input: float
+    ssim_3d: float = float("nan")
+    ssim_3d_input: float = float("nan")
     source: str | None = None
     align: str = "none"
     align_failed: int = 0  # images of this pair ECC could not align (scored unaligned)
@@ -41,14 +44,27 @@ def align_for(setting: str, source: str | None) -> str:
     return "ecc" if source and "realblur" in source.lower().replace("-", "").replace("_", "") else "none"
 
 
-def _scores(image: np.ndarray, sharp: np.ndarray, crop_border: int, align: str) -> tuple[float, float, int]:
-    """(PSNR, SSIM, 1 if ECC failed else 0) of one image against the ground truth, aligned first under ecc."""
+def _scores(
+    image: np.ndarray, sharp: np.ndarray, crop_border: int, align: str
+) -> tuple[float, float, float, int]:
+    """(PSNR, SSIM, 3-D SSIM, 1 if ECC failed else 0) of one image against the ground truth, aligned first
+    under ecc."""
     if align == "ecc":
-        aligned = ecc_align(image, sharp)
-        if aligned is not None:
-            return masked_psnr(aligned, crop_border), masked_ssim(aligned, crop_border), 0
+        al = ecc_align(image, sharp)
+        if al is not None:
+            return (
+                masked_psnr(al, crop_border),
+                masked_ssim(al, crop_border),
+                masked_ssim_3d(al, crop_border),
+                0,
+            )
     failed = int(align == "ecc")
-    return psnr(image, sharp, crop_border=crop_border), ssim(image, sharp, crop_border=crop_border), failed
+    return (
+        psnr(image, sharp, crop_border=crop_border),
+        ssim(image, sharp, crop_border=crop_border),
+        ssim_3d(image, sharp, crop_border=crop_border),
+        failed,
+    )
 
 
 def score_pair(
@@ -59,8 +75,8 @@ def score_pair(
     crop_border: int,
     align: str = "none",
 ) -> PairScore:
-    out_psnr, out_ssim, out_failed = _scores(deblurred, sharp, crop_border, align)
-    in_psnr, in_ssim, in_failed = _scores(blur, sharp, crop_border, align)
+    out_psnr, out_ssim, out_ssim_3d, out_failed = _scores(deblurred, sharp, crop_border, align)
+    in_psnr, in_ssim, in_ssim_3d, in_failed = _scores(blur, sharp, crop_border, align)
     return PairScore(
         scene=str(row["scene"]),
         frame=str(row["frame"]),
@@ -68,6 +84,8 @@ def score_pair(
         ssim=out_ssim,
         psnr_input=min(PSNR_CAP_DB, in_psnr),
         ssim_input=in_ssim,
+        ssim_3d=out_ssim_3d,
+        ssim_3d_input=in_ssim_3d,
         source=row.get("source"),
         align=align,
         align_failed=out_failed + in_failed,

@@ -303,7 +303,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 def table_rows(run_dir: str | Path, split: str | None = "test", src: str | None = None) -> list[list[str]]:
     """One row per version and scope scored on `split` (None: any) and `src` (None: any): name, step, created,
-    scope, PSNR, SSIM, input PSNR, gain, marks (latest, and best within that row's scope). A version with no
+    scope, PSNR, SSIM, 3-D SSIM, input PSNR, gain, marks (latest, and best within that row's scope). A version with no
     such score has one row with the metric columns empty."""
     versions = list_versions(run_dir)
     latest = latest_name(run_dir)
@@ -321,6 +321,7 @@ def table_rows(run_dir: str | Path, split: str | None = "test", src: str | None 
                     scope,
                     _fmt(m.get("psnr"), ".2f"),
                     _fmt(m.get("ssim"), ".4f"),
+                    _fmt(m.get("ssim_3d"), ".4f"),
                     _fmt(m.get("psnr_input"), ".2f"),
                     _fmt(scores.gain(m), "+.2f"),
                     marks,
@@ -340,9 +341,20 @@ def print_table(run_dir: str | Path, split: str | None = "test", src: str | None
         raise DataError(f"{generator_dir(run_dir)}: no generator versions yet (run `trainctl fit` first)")
     shown = "any split" if split is None else f"split {split}"
     table = Table(title=f"generator versions in {generator_dir(run_dir)} (scores on {shown})")
-    columns = ("version", "step", "created", "scored on", "PSNR dB", "SSIM", "input PSNR", "gain dB", "")
+    columns = (
+        "version",
+        "step",
+        "created",
+        "scored on",
+        "PSNR dB",
+        "SSIM",
+        "SSIM 3D",
+        "input PSNR",
+        "gain dB",
+        "",
+    )
     for i, col in enumerate(columns):
-        table.add_column(col, justify="right" if i in (1, 4, 5, 6, 7) else "left")
+        table.add_column(col, justify="right" if i in (1, 4, 5, 6, 7, 8) else "left")
     for row in rows:
         table.add_row(*row)
     Console(width=150).print(table)

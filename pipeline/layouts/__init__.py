@@ -3,6 +3,7 @@
     gopro   RAW/SPLIT/SCENE/{blur,blur_gamma,sharp}/FRAME         (GOPRO_Large)
     pairs   RAW/SPLIT/{input,target}/NAME, or --blur-dir/--sharp-dir  (MPRNet/Restormer test sets: GoPro, HIDE, RealBlur)
     list    --list FILE: `sharp_path blur_path` per line             (RealBlur_J_train_list.txt)
+    hide    RAW/{train,test/SUBSET}/NAME + RAW/GT/NAME                (HIDE_dataset as its authors ship it)
 
 Each layout says which splits its source has and scans them into pairs and rejects (`Layout.plan`); everything
 after the plan (checks, linking, manifest, rejects, stale removal) is organize's and the same for all. Adding a
@@ -14,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.layouts import gopro, list_file, pairs
+from pipeline.layouts import gopro, hide, list_file, pairs
 from pipeline.layouts.base import Layout, LayoutArgs, Pair, Plan, Reject
 
 __all__ = ["LAYOUTS", "LAYOUT_CHOICES", "Layout", "LayoutArgs", "Pair", "Plan", "Reject", "choose"]
@@ -23,6 +24,7 @@ LAYOUTS: dict[str, Layout] = {
     "gopro": gopro.LAYOUT,
     "pairs": pairs.LAYOUT,
     "list": list_file.LAYOUT,
+    "hide": hide.LAYOUT,
 }
 LAYOUT_CHOICES = ("auto", *LAYOUTS)
 
