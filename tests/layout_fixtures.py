@@ -79,3 +79,23 @@ def realblur_tree(root: Path, train: int = 3, test: int = 2, shift: float = 0.0)
     for split, rows in lines.items():
         (raw / f"RealBlur_J_{split}_list.txt").write_text("\n".join(rows) + "\n")
     return raw
+
+
+def hide_tree(
+    root: Path, train: int = 2, close_ups: int = 2, long_shots: int = 1, unused_gt: int = 2
+) -> Path:
+    """root/HIDE_dataset as its authors ship it: train/N.png, test/test-{close-ups,long-shot}/N.png and every
+    sharp frame in GT/N.png (with `unused_gt` GT frames no blurred frame names)."""
+    raw = root / "HIDE_dataset"
+    folders = [("train", train), ("test/test-close-ups", close_ups), ("test/test-long-shot", long_shots)]
+    n = 0
+    for folder, count in folders:
+        for _ in range(count):
+            blur, sharp = frame_pair(f"hide/{n}")
+            write_image(raw / folder / f"{n}_hide.png", blur)
+            write_image(raw / "GT" / f"{n}_hide.png", sharp)
+            n += 1
+    for _ in range(unused_gt):
+        write_image(raw / "GT" / f"{n}_hide.png", frame_pair(f"hide/{n}")[1])
+        n += 1
+    return raw

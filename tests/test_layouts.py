@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from layout_fixtures import REALBLUR_DIR, frame_pair, mprnet_tree, realblur_tree, restormer_flat, write_image
+from layout_fixtures import (
+    REALBLUR_DIR,
+    frame_pair,
+    hide_tree,
+    mprnet_tree,
+    realblur_tree,
+    restormer_flat,
+    write_image,
+)
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -59,6 +67,59 @@ def test_pairs_layout_on_an_mprnet_tree(tmp_path: Path) -> None:
     }
     again = organize("--raw", str(raw), "--out", str(out))
     assert again.exit_code == 0 and "0 written, 8 unchanged, 0 stale removed" in again.output
+
+
+def test_hide_layout_pairs_blurred_frames_with_gt_by_name(tmp_path: Path) -> None:
+    """HIDE_dataset as shipped: detected, test subsets become scenes, unused GT frames are no rejects, a blurred
+    frame without its GT twin is missing_sharp, --split picks one split."""
+    raw = hide_tree(tmp_path, train=2, close_ups=2, long_shots=2)
+    (raw / "GT" / "5_hide.png").unlink()  # the second long shot loses its sharp frame
+    out = tmp_path / "out"
+    result = organize("--raw", str(raw), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "layout: hide (detected: GT/ + {test,train}/); source: HIDE" in result.output
+    got = [(r["split"], r["scene"], r["frame"], r["a"], r["b"], r["source"]) for r in rows(out)]
+    assert got == [
+        (
+            "test",
+            "HIDE-close-ups",
+            "2_hide",
+            "test/A/HIDE-close-ups_2_hide.png",
+            "test/B/HIDE-close-ups_2_hide.png",
+            "HIDE",
+        ),
+        (
+            "test",
+            "HIDE-close-ups",
+            "3_hide",
+            "test/A/HIDE-close-ups_3_hide.png",
+            "test/B/HIDE-close-ups_3_hide.png",
+            "HIDE",
+        ),
+        (
+            "test",
+            "HIDE-long-shot",
+            "4_hide",
+            "test/A/HIDE-long-shot_4_hide.png",
+            "test/B/HIDE-long-shot_4_hide.png",
+            "HIDE",
+        ),
+        ("train", "HIDE", "0_hide", "train/A/HIDE_0_hide.png", "train/B/HIDE_0_hide.png", "HIDE"),
+        ("train", "HIDE", "1_hide", "train/A/HIDE_1_hide.png", "train/B/HIDE_1_hide.png", "HIDE"),
+    ]
+    assert (out / "test/B/HIDE-long-shot_4_hide.png").read_bytes() == (raw / "GT/4_hide.png").read_bytes()
+    assert [(r["path"], r["reason"]) for r in rejects(out)] == [
+        (str(raw / "test/test-long-shot/5_hide.png"), "missing_sharp")
+    ]
+    only = tmp_path / "only_test"
+    result = organize("--raw", str(raw), "--out", str(only), "--split", "test", "--source", "HIDE_x")
+    assert result.exit_code == 0, result.output
+    assert {(r["split"], r["scene"]) for r in rows(only)} == {
+        ("test", "HIDE_x-close-ups"),
+        ("test", "HIDE_x-long-shot"),
+    }
+    bad = organize("--raw", str(raw), "--out", str(tmp_path / "o3"), "--split", "val")
+    assert bad.exit_code == 2 and "--split val: not in" in bad.output
 
 
 def test_pairs_layout_without_a_split_folder_needs_split(tmp_path: Path) -> None:

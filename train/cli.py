@@ -15,6 +15,7 @@ import typer
 from pipeline import __version__
 from pipeline.cli_base import Command, ConfigOpt, Group, config_defaults, config_path
 from pipeline.console import cli_errors, log, set_debug
+from train.inference.serving import check_pad
 
 app = typer.Typer(
     name="trainctl",
@@ -176,6 +177,7 @@ def deblur(
 ) -> None:
     """Deblur images and videos of any size with a generator version; exit 1 if any input failed."""
     with cli_errors():
+        check_pad(pad)  # before the model loads
         version_dir = _model(model, version, config)
         from train.inference import files
         from train.inference.deblurrer import Deblurrer, load
@@ -209,8 +211,10 @@ def export(
     pad: PadOpt = "reflect",
     config: ConfigOpt = None,
 ) -> None:
-    """Export a generator version: SavedModel or TFLite (uint8 RGB in and out, any size), or a Keras file."""
+    """Export a generator version: SavedModel or TFLite (uint8 RGB in and out, any size), a Keras file, or the
+    weights in the reference PyTorch code's names (safetensors)."""
     with cli_errors():
+        check_pad(pad)  # before the model loads
         version_dir = _model(model, version, config)
         from train.inference.export import run
 
