@@ -185,6 +185,7 @@ def test_the_nafnet_gopro_recipe_file_trains_when_shrunk(shards: Path, tmp_path:
     assert (
         cfg.train.optimizer.name == "adamw" and cfg.train.loss.psnr == 1.0 and cfg.train.loss.adversarial == 0
     )
+    assert cfg.organize.blur == "blur" and cfg.evaluate.src == [cfg.organize.out]  # the papers' GOPRO frames
     result = run(cfg)
     assert result.step == 2
     meta = versions.read_meta(versions.resolve_version(tmp_path / "run", "latest"))
