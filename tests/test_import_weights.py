@@ -236,6 +236,20 @@ def forward(run: Path, x: np.ndarray, tlc: bool = False, pad: str = "reflect") -
     return loaded.model(model_input(x, loaded.spec, pad), training=False).numpy()[:, :h, :w]
 
 
+def test_the_imported_version_is_listed_and_fine_tunes(imported: Path) -> None:
+    """`versions` lists it (step 0); `train.init_from` takes its weights for a NAFNet of the same shape."""
+    from train import versions
+    from train.archs.nafnet import NafNetSettings
+    from train.finetune import load_init_weights
+
+    assert [(r[0], r[1], r[-1]) for r in versions.table_rows(imported)] == [("v0001", "0", "latest")]
+    settings = NafNetSettings(width=8, enc_blocks=(1, 1, 1, 2), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
+    weights, lineage = load_init_weights(str(imported), settings)
+    model = versions.load_generator(imported / "generator" / "v0001")
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
+    assert lineage["version"] == "v0001" and lineage["step"] == 0
+
+
 def test_plain_forward_equals_the_reference_nafnet(imported: Path) -> None:
     fixture = golden()
     got = forward(imported, fixture["input_plain"])
