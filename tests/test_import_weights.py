@@ -209,6 +209,20 @@ def test_an_existing_run_dir_is_never_replaced(tmp_path: Path) -> None:
     assert (run / "notes.txt").read_text() == "mine" and os.listdir(run / "generator") == []
 
 
+def test_a_failure_while_writing_leaves_no_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run dir is staged beside its place and renamed in when complete: a write that fails leaves nothing."""
+    import train.versions
+    from train.weights.importer import import_weights
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train.versions, "fsync_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        import_weights(str(GOLDEN / "nafnet_w4_bare.pth"), str(tmp_path / "run"))
+    assert sorted(os.listdir(tmp_path)) == []  # no run dir, no staging dir, no lock
+
+
 # ---- parity with the reference code ----------------------------------------------------------------------------
 
 
