@@ -104,11 +104,18 @@ def ssim_3d_map(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, crop_bo
     mix = _channel_filter(x.shape[2], kernel[:, 0])
 
     def blur(img: np.ndarray) -> np.ndarray:
-        planes = [
-            cv2.sepFilter2D(img[..., c], cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
-            for c in range(img.shape[2])
-        ]
-        return np.stack(planes, axis=-1) @ mix.T
+        if img.shape[2] > 4:  # OpenCV filters and mixes at most 4 channels at once
+            planes = [
+                cv2.sepFilter2D(img[..., c], cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+                for c in range(img.shape[2])
+            ]
+            return np.stack(planes, axis=-1) @ mix.T
+        spatial = cv2.sepFilter2D(img, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+        if img.shape[2] == 1:
+            return spatial.reshape(img.shape)
+        return cv2.transform(
+            spatial, mix
+        )  # the channel axis: each output channel a weighted sum of the inputs
 
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     mu_x, mu_y = blur(x), blur(y)
