@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from pipeline.imageheader import IMAGE_SUFFIXES, ImageHeaderError, is_image_name, read_image_info
-from pipeline.layouts.base import Pair, Reject
+from pipeline.layouts.base import Pair, Reject, reject_summary
 
 ANY_SUFFIX = "{" + ",".join(IMAGE_SUFFIXES) + "}"  # in messages: 000001{.png,.jpg,.jpeg}
 
@@ -64,14 +64,25 @@ def _ambiguous(folder: Path, names: list[str], split: str) -> Reject:
 
 
 def match_folders(
-    blur_dir: Path, sharp_dir: Path, split: str, scene: str, source: str, where: str
+    blur_dir: Path,
+    sharp_dir: Path,
+    split: str,
+    scene: str,
+    source: str,
+    where: str,
+    sharp_names: dict[str, list[str]] | None = None,
 ) -> tuple[list[Pair], list[Reject]]:
     """Pair the frames of `blur_dir` and `sharp_dir` by name, sorted by frame; `where` names the place in the
-    missing_* details (`GOPR0372_07_00`, `test`)."""
-    blur_names, sharp_names = list_frames(blur_dir), list_frames(sharp_dir)
+    missing_* details (`GOPR0372_07_00`, `test`). With `sharp_names` (a listing of a sharp folder shared by
+    several blurred ones, as HIDE's GT/), only the blurred frames are paired: a sharp frame no blurred frame names
+    is no reject."""
+    blur_names = list_frames(blur_dir)
+    shared = sharp_names is not None
+    sharp_names = sharp_names if shared else list_frames(sharp_dir)
+    stems = blur_names.keys() if shared else blur_names.keys() | sharp_names.keys()
     pairs: list[Pair] = []
     rejects: list[Reject] = []
-    for stem in sorted(blur_names.keys() | sharp_names.keys()):
+    for stem in sorted(stems):
         blurs, sharps = blur_names.get(stem, []), sharp_names.get(stem, [])
         if len(blurs) > 1 or len(sharps) > 1:
             twice = ((blur_dir, blurs), (sharp_dir, sharps))
@@ -103,3 +114,11 @@ def subdirs(folder: Path) -> list[str]:
         return []
     with os.scandir(folder) as entries:
         return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+
+
+def no_pairs_line(folders: list[Path], rejects: list[Reject], why: str) -> str:
+    """The "nothing paired" error of a layout that pairs folders by name: what each folder holds, and why."""
+    found = ", ".join(f"{folder} {len(list_frames(folder))} frames" for folder in folders)
+    line = f"no good pairs to organize: {found}, {why}"
+    summary = reject_summary(rejects)
+    return f"{line}; rejected: {summary}" if summary else line

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.layouts.base import LayoutArgs, Pair, Plan, Reject, reject_summary, safe_name
-from pipeline.layouts.frames import ANY_SUFFIX, _ambiguous, checked_pair, list_frames, subdirs
+from pipeline.layouts.base import LayoutArgs, Plan, safe_name
+from pipeline.layouts.frames import list_frames, match_folders, no_pairs_line, subdirs
 
 GT_DIR = "GT"
 SUBSET_PREFIX = "test-"  # test/test-close-ups -> scene HIDE-close-ups
@@ -71,7 +71,7 @@ class HideLayout:
         for split in splits:
             for subset, folder in _blur_folders(raw, split):
                 scene = f"{source}-{safe_name(subset, f'subset folder {folder}:')}" if subset else source
-                pairs, rejects = _pair_with_gt(folder, raw / GT_DIR, sharp, (split, scene, source))
+                pairs, rejects = match_folders(folder, raw / GT_DIR, split, scene, source, split, sharp)
                 plan.pairs.extend(pairs)
                 plan.rejects.extend(rejects)
                 plan.folders.append(folder)
@@ -79,35 +79,7 @@ class HideLayout:
         return plan
 
     def no_pairs_message(self, args: LayoutArgs, plan: Plan) -> str:
-        found = ", ".join(f"{folder} {len(list_frames(folder))} frames" for folder in plan.folders)
-        line = f"no good pairs to organize: {found}; blurred frames pair with {GT_DIR}/ by file name"
-        rejects = reject_summary(plan.rejects)
-        return f"{line}; rejected: {rejects}" if rejects else line
-
-
-def _pair_with_gt(
-    folder: Path, gt: Path, sharp: dict[str, list[str]], key: tuple[str, str, str]
-) -> tuple[list[Pair], list[Reject]]:
-    """Each blurred frame of `folder` with the GT frame of its name (sorted by name)."""
-    split, scene, source = key
-    pairs: list[Pair] = []
-    rejects: list[Reject] = []
-    for stem, names in sorted(list_frames(folder).items()):
-        sharps = sharp.get(stem, [])
-        if len(names) > 1 or len(sharps) > 1:
-            twice = ((folder, names), (gt, sharps))
-            rejects.extend(_ambiguous(where, found, split) for where, found in twice if len(found) > 1)
-            continue
-        if not sharps:
-            detail = f"no {GT_DIR}/{stem}{ANY_SUFFIX} for {folder.name}/{names[0]}"
-            rejects.append(Reject(str(folder / names[0]), "missing_sharp", detail, split))
-            continue
-        pair = checked_pair(
-            folder / names[0], gt / sharps[0], (folder.name, GT_DIR), (split, scene, stem, source), rejects
-        )
-        if pair is not None:
-            pairs.append(pair)
-    return pairs, rejects
+        return no_pairs_line(plan.folders, plan.rejects, f"blurred frames pair with {GT_DIR}/ by file name")
 
 
 LAYOUT = HideLayout()

@@ -19,12 +19,11 @@ from pipeline.layouts.base import (
     LayoutArgs,
     Plan,
     default_source,
-    reject_summary,
     require_split,
     resolve_path,
     safe_name,
 )
-from pipeline.layouts.frames import list_frames, match_folders, subdirs
+from pipeline.layouts.frames import match_folders, no_pairs_line, subdirs
 
 BLUR_DIR, SHARP_DIR = "input", "target"
 
@@ -104,10 +103,7 @@ class PairsLayout:
         return result
 
     def no_pairs_message(self, args: LayoutArgs, plan: Plan) -> str:
-        found = ", ".join(f"{folder} {len(list_frames(folder))} frames" for folder in plan.folders)
-        line = f"no good pairs to organize: {found}, none with matching file names"
-        rejects = reject_summary(plan.rejects)
-        return f"{line}; rejected: {rejects}" if rejects else line
+        return no_pairs_line(plan.folders, plan.rejects, "none with matching file names")
 
 
 LAYOUT = PairsLayout()
