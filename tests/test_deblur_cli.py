@@ -164,3 +164,16 @@ def test_real_generator_through_a_version_at_odd_sizes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     got = images.read(out / "odd.png")
     assert got.shape == (83, 117, 3) and not np.array_equal(got, images.read(src))
+
+
+def test_a_float_tiff_outside_0_1_is_skipped_naming_the_file_and_the_range(
+    tmp_path: Path, identity_dir: Path
+) -> None:
+    src = tmp_path / "in"
+    _write(src / "a_good.png", smooth_image(24, 32, 1))
+    _write(src / "b_float.tif", smooth_image(24, 32, 2).astype(np.float32))  # 0-255 stored as floats
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["deblur", "--model", str(identity_dir), str(src), "--out", str(out)])
+    assert result.exit_code == 1
+    assert f"skipped: {src / 'b_float.tif'}: float image values span [" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a_good.png"]

@@ -108,7 +108,10 @@ def _line(src: Path, image: np.ndarray, layout: images.Layout, tiles: int, dst: 
 
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, images.Layout]:
     image = images.read(path)
-    return (image, *images.split(image))
+    try:
+        return (image, *images.split(image))
+    except DataError as exc:  # a float TIFF outside [0, 1], an odd channel count: name the file
+        raise DataError(f"{path}: {exc}") from None
 
 
 def _store(dst: Path, rgb01: np.ndarray, alpha: np.ndarray | None, layout: images.Layout) -> None:

@@ -20,6 +20,17 @@ from pipeline.errors import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as cv2's RGB2GRAY
+# Float images may stray this far outside [0, 1] (rounding in the caller's arithmetic): clipped, not refused.
+UNIT_SLACK = 1e-3
+
+
+class ImageValueError(DataError, ValueError):
+    """An image the model cannot take as it is (shape, value range): a ValueError to Python callers, a data
+    problem (the file skipped, exit 1) to the CLI."""
+
+
+class ImageTypeError(DataError, TypeError):
+    """An image of a sample type the model cannot take (e.g. int64, bool)."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,10 @@ def split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, Layout]:
     """(RGB float32 [h, w, 3] in [0, 1], the alpha channel as stored or None, Layout) of an RGB(A) or gray image."""
     image = np.asarray(image)
     if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
-        raise DataError(f"unsupported sample type {image.dtype} (use uint8, uint16 or float in [0, 1])")
+        raise ImageTypeError(f"unsupported sample type {image.dtype} (use uint8, uint16 or float in [0, 1])")
     dtype = "float32" if image.dtype.kind == "f" else str(image.dtype)
+    if dtype == "float32":
+        image = _unit_floats(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
@@ -66,10 +79,26 @@ def split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, Layout]:
     elif image.ndim == 3 and image.shape[2] in (3, 4):
         gray, alpha, rgb = False, (image[:, :, 3] if image.shape[2] == 4 else None), image[:, :, :3]
     else:
-        raise DataError(f"unsupported image shape {image.shape} (expected HxW, HxWx3 or HxWx4)")
+        raise ImageValueError(f"unsupported image shape {image.shape} (expected HxW, HxWx3 or HxWx4)")
     layout = Layout(gray, alpha is not None, dtype)
     unit = rgb.astype(np.float32) / np.float32(layout.scale)
     return unit, alpha, layout
+
+
+def _unit_floats(image: np.ndarray) -> np.ndarray:
+    """A float image checked to be in [0, 1] (within UNIT_SLACK, then clipped): floats in [0, 255] or [-1, 1]
+    would otherwise come back all white or half black without a word."""
+    if image.size == 0:
+        return image
+    lo, hi = float(np.min(image)), float(np.max(image))
+    if np.isnan(lo) or np.isnan(hi):
+        raise ImageValueError("float image contains NaN; float images must be in [0, 1]")
+    if lo < -UNIT_SLACK or hi > 1 + UNIT_SLACK:
+        raise ImageValueError(
+            f"float image values span [{lo:g}, {hi:g}]; float images must be in [0, 1] (divide 8-bit values "
+            "by 255 and 16-bit by 65535, or pass the uint8/uint16 array itself)"
+        )
+    return np.clip(image, 0.0, 1.0) if lo < 0 or hi > 1 else image
 
 
 def join(rgb01: np.ndarray, alpha: np.ndarray | None, layout: Layout) -> np.ndarray:
