@@ -1,11 +1,11 @@
 """`trainctl deblur INPUT... --out DIR`: image files, folders of them and videos in; the same names out.
 
 Images (PNG, JPEG, TIFF, WebP, BMP, whether named or found in a folder) are written as OUT/<stem>.png, kept gray,
-RGBA or 16-bit as they came (one line per file says what was done); videos go through train.inference.video.
-Decoding the next image and encoding the last one run on threads while the model works, so files cost little
-beyond the model itself. Inputs are never overwritten; a file that cannot be read is reported and skipped, files
-in folders that are neither images nor videos are counted in the summary, and the failure count becomes the exit
-status.
+gray + alpha, RGBA or 16-bit as they came, a JPEG turned the way its EXIF orientation says (one line per file says
+what was done); videos go through train.inference.video. Decoding the next image and encoding the last one run on
+threads while the model works, so files cost little beyond the model itself. Inputs are never overwritten; a file
+that cannot be read is reported and skipped; files in folders that are neither images nor videos, and subfolders
+(not searched), are counted in the summary; the failure count becomes the exit status.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Inputs:
     images: list[Path] = field(default_factory=list)
     videos: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # files in folders that are neither
+    subfolders: list[Path] = field(default_factory=list)  # folders inside named folders: not searched
 
 
 def _kind(path: Path) -> str | None:
@@ -48,7 +49,9 @@ def collect(inputs: Sequence[str | Path]) -> Inputs:
     found = Inputs()
     for item in map(Path, inputs):
         if item.is_dir():
-            entries = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
+            visible = sorted(p for p in item.iterdir() if not p.name.startswith("."))
+            entries = [p for p in visible if p.is_file()]
+            found.subfolders += [p for p in visible if p.is_dir()]
         elif item.is_file():
             if _kind(item) is None:
                 raise UsageError(f"{item}: not a supported file ({FORMATS})")
@@ -97,19 +100,30 @@ def plan_outputs(files: Sequence[Path], out: Path) -> list[tuple[Path, Path]]:
     return plan
 
 
-def _line(src: Path, image: np.ndarray, layout: images.Layout, tiles: int, dst: Path) -> str:
-    h, w = image.shape[:2]
-    done = layout.what_was_done()
-    parts = [f"{layout.describe()} {w}x{h}"]
+def _line(src: Path, loaded: InputImage, tiles: int, dst: Path) -> str:
+    h, w = loaded.image.shape[:2]
+    done = "; ".join(n for n in (loaded.note, loaded.layout.what_was_done()) if n)
+    parts = [f"{loaded.layout.describe()} {w}x{h}"]
     if tiles > 1:
         parts.append(f"{tiles} tiles")
     return f"{src.name}: {', '.join(parts)}{' (' + done + ')' if done else ''} -> {dst}"
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, images.Layout]:
-    image = images.read(path)
+@dataclass(frozen=True)
+class InputImage:
+    """A decoded input file, taken apart for the model."""
+
+    image: np.ndarray  # as read (a JPEG turned by its EXIF orientation)
+    note: str  # what reading did ("EXIF orientation 6 applied: ..."), "" if nothing
+    rgb01: np.ndarray
+    alpha: np.ndarray | None
+    layout: images.Layout
+
+
+def _load(path: Path) -> InputImage:
+    image, note = images.load(path)
     try:
-        return (image, *images.split(image))
+        return InputImage(image, note, *images.split(image))
     except DataError as exc:  # a float TIFF outside [0, 1], an odd channel count: name the file
         raise DataError(f"{path}: {exc}") from None
 
@@ -135,15 +149,15 @@ def deblur_images(deblurrer: Any, plan: list[tuple[Path, Path]]) -> int:
             src, dst = plan[i]
             read_ahead(i + 1)
             try:
-                image, rgb01, alpha, layout = reads.pop(i).result()
-                tiles = len(deblurrer.plan(*rgb01.shape[:2]).tiles)
-                restored = deblurrer.restore(rgb01)
+                loaded = reads.pop(i).result()
+                tiles = len(deblurrer.plan(*loaded.rgb01.shape[:2]).tiles)
+                restored = deblurrer.restore(loaded.rgb01)
             except DataError as exc:
                 log(f"skipped: {exc}")
                 failed += 1
                 continue
-            writes.append((dst, pool.submit(_store, dst, restored, alpha, layout)))
-            log(_line(src, image, layout, tiles, dst))
+            writes.append((dst, pool.submit(_store, dst, restored, loaded.alpha, loaded.layout)))
+            log(_line(src, loaded, tiles, dst))
         for dst, done in writes:
             try:
                 done.result()
@@ -172,6 +186,9 @@ def run(deblurrer: Any, inputs: Sequence[str | Path], out: str | Path, batch: in
 
             failed += 0 if deblur_video(deblurrer, src, dst, batch) else 1
     skipped = f"; {len(found.skipped)} other files in the folders skipped" if found.skipped else ""
+    n = len(found.subfolders)
+    if n:
+        skipped += f"; {n} subfolder{'s' if n > 1 else ''} not searched (name {'them' if n > 1 else 'it'} to deblur {'their' if n > 1 else 'its'} files)"
     log(
         f"deblurred {len(plan) - failed} of {len(plan)} inputs into {out} with {deblurrer.describe()}"
         + (f"; {failed} failed" if failed else "")
