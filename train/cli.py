@@ -70,7 +70,7 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Train and use DeblurGAN generators."""
+    """Train and use deblurring generators (DeblurGAN, NAFNet)."""
     set_debug(debug)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -78,7 +78,8 @@ def main(
 
 @app.command(cls=Command)
 def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = None) -> None:
-    """Train DeblurGAN; rerunning with the same run_dir resumes from the last checkpoint."""
+    """Train the generator train.generator.arch names (deblurgan or nafnet), with a critic when
+    train.loss.adversarial > 0; rerunning with the same run_dir resumes from the last checkpoint."""
     with cli_errors():
         from pipeline.config import load_config
 
