@@ -137,7 +137,10 @@ def deblur(
         list[str],
         typer.Argument(metavar="INPUT...", help="Images (PNG, JPEG, TIFF, WebP, BMP), folders, videos."),
     ],
-    out: Annotated[str, typer.Option("--out", help="Output folder: images as NAME.png, videos as NAME.mp4.")],
+    out: Annotated[
+        str,
+        typer.Option("--out", help="Output folder: images as NAME.png, videos as NAME.mp4 (or .mkv, .mov)."),
+    ],
     model: ModelOpt = None,
     version: VersionOpt = None,
     tile: Annotated[
@@ -149,6 +152,20 @@ def deblur(
         ),
     ] = 2048,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per model call.")] = 4,
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            "--codec",
+            help="Video codec: h264 (default; MP4, or the input's MOV/M4V/MKV), mpeg4, ffv1 (lossless, MKV).",
+        ),
+    ] = None,
+    crf: Annotated[
+        int | None,
+        typer.Option(
+            "--crf",
+            help="Video quality, lower is better: h264 CRF 0-51 (default 18), mpeg4 quantizer 2-31 (2).",
+        ),
+    ] = None,
     no_tlc: NoTlcOpt = False,
     ensemble: EnsembleOpt = False,
     config: ConfigOpt = None,
@@ -160,7 +177,7 @@ def deblur(
         from train.inference.deblurrer import Deblurrer, load
 
         deblurrer = Deblurrer(load(version_dir, tlc=not no_tlc), tile=tile, ensemble=ensemble)
-        if files.run(deblurrer, inputs, out, batch=batch):
+        if files.run(deblurrer, inputs, out, batch=batch, codec=codec, crf=crf):
             raise typer.Exit(1)
 
 

@@ -68,16 +68,18 @@ def collect(inputs: Sequence[str | Path]) -> Inputs:
     return found
 
 
-def output_path(src: Path, out: Path) -> Path:
+def output_path(src: Path, out: Path, codec: Any = None) -> Path:
+    """OUT/<stem>.png for an image; for a video, the name train.inference.video gives it with `codec`."""
     if _kind(src) == "video":
         from train.inference.video import output_name
 
-        return out / output_name(src)
+        return out / output_name(src, codec)
     return out / f"{src.stem}.png"
 
 
-def plan_outputs(files: Sequence[Path], out: Path) -> list[tuple[Path, Path]]:
-    """Pair each input with its output in OUT; refuse name clashes and any output that would replace an input."""
+def plan_outputs(files: Sequence[Path], out: Path, codec: Any = None) -> list[tuple[Path, Path]]:
+    """Pair each input with its output in OUT (videos: written with `codec`, the default when None); refuse name
+    clashes and any output that would replace an input."""
 
     def real(p: Path) -> str:
         return os.path.normcase(os.path.realpath(p))
@@ -87,7 +89,7 @@ def plan_outputs(files: Sequence[Path], out: Path) -> list[tuple[Path, Path]]:
     plan: list[tuple[Path, Path]] = []
     claimed: dict[str, Path] = {}
     for src in files:
-        dst = output_path(src, out)
+        dst = output_path(src, out, codec)
         key = real(dst)
         if key in claimed:
             raise UsageError(
@@ -167,8 +169,19 @@ def deblur_images(deblurrer: Any, plan: list[tuple[Path, Path]]) -> int:
     return failed
 
 
-def run(deblurrer: Any, inputs: Sequence[str | Path], out: str | Path, batch: int = 4) -> int:
-    """`trainctl deblur`: every input into `out`; returns the number of inputs that failed."""
+def run(
+    deblurrer: Any,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    batch: int = 4,
+    codec: str | None = None,
+    crf: int | None = None,
+) -> int:
+    """`trainctl deblur`: every input into `out` (videos with `codec` at quality `crf`, the defaults when None:
+    train.inference.video_codecs); returns the number of inputs that failed."""
+    from train.inference import video_codecs
+
+    choice = video_codecs.choose(codec, crf)  # a bad --codec/--crf is refused before anything is read
     for path in [*map(str, inputs), str(out)]:
         if "://" in path:  # pathlib would quietly turn gs://b/x into a local gs:/b/x
             raise UsageError(
@@ -176,7 +189,7 @@ def run(deblurrer: Any, inputs: Sequence[str | Path], out: str | Path, batch: in
             )
     out = Path(out)
     found = collect(inputs)
-    plan = plan_outputs([*found.images, *found.videos], out)
+    plan = plan_outputs([*found.images, *found.videos], out, choice.codec)
     out.mkdir(parents=True, exist_ok=True)
     image_plan = [(s, d) for s, d in plan if _kind(s) == "image"]
     failed = deblur_images(deblurrer, image_plan) if image_plan else 0
@@ -184,7 +197,7 @@ def run(deblurrer: Any, inputs: Sequence[str | Path], out: str | Path, batch: in
         if _kind(src) == "video":
             from train.inference.video import deblur_video
 
-            failed += 0 if deblur_video(deblurrer, src, dst, batch) else 1
+            failed += 0 if deblur_video(deblurrer, src, dst, batch, choice) else 1
     skipped = f"; {len(found.skipped)} other files in the folders skipped" if found.skipped else ""
     n = len(found.subfolders)
     if n:
