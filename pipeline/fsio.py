@@ -133,14 +133,18 @@ def read_image(path: str, rgb: bool = False) -> np.ndarray | None:
     organized manifest) gives. cv2 would otherwise turn a frame tagged "rotate 90" on its side."""
     import cv2
 
+    from pipeline.native_stderr import libpng_quieted
+
     flag = (cv2.IMREAD_COLOR_RGB if rgb else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
     if not is_remote(path):
-        return cv2.imread(path, flag)
+        with libpng_quieted():  # the caller reports an undecodable file; libpng's own line would be noise
+            return cv2.imread(path, flag)
     try:
         data = read_bytes(path)
     except OSError:
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    with libpng_quieted():
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
 
 
 def exists(path: str) -> bool:

@@ -75,6 +75,8 @@ def decode_problems(pair: Pair) -> list[Reject]:
     import cv2
     import numpy as np
 
+    from pipeline.native_stderr import libpng_quieted
+
     problems = []
     level = cv2.utils.logging.getLogLevel()
     for path in (pair.a, pair.b):
@@ -83,7 +85,8 @@ def decode_problems(pair: Pair) -> list[Reject]:
             cv2.utils.logging.setLogLevel(
                 cv2.utils.logging.LOG_LEVEL_ERROR
             )  # a failure becomes a reject instead
-            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+            with libpng_quieted():  # the reject row says it; libpng's own `libpng error:` line is noise
+                image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
         except (OSError, cv2.error) as exc:
             problems.append(Reject(path, "unreadable", str(exc), pair.split))
             continue

@@ -243,3 +243,17 @@ def test_trainctl_subprocess_without_config_reads_cwd(tmp_path) -> None:
     assert done.returncode == 1 and done.stderr.strip() == (
         f"error: {tmp_path / 'r' / 'generator'}: no generator versions yet (run `trainctl fit` first)"
     )
+
+
+def test_fit_help_names_every_registered_arch_and_no_single_one() -> None:
+    from train.archs import ARCHS
+
+    runner = CliRunner()
+    texts = [
+        " ".join(runner.invoke(train_cli.app, args, terminal_width=200).output.split())
+        for args in (["fit", "--help"], ["--help"])
+    ]
+    for text in texts:
+        assert "Train DeblurGAN" not in text and "DeblurGAN generators" not in text
+    for name in ARCHS:
+        assert name in texts[0].lower(), name

@@ -164,3 +164,79 @@ def test_real_generator_through_a_version_at_odd_sizes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     got = images.read(out / "odd.png")
     assert got.shape == (83, 117, 3) and not np.array_equal(got, images.read(src))
+
+
+def test_a_float_tiff_outside_0_1_is_skipped_naming_the_file_and_the_range(
+    tmp_path: Path, identity_dir: Path
+) -> None:
+    src = tmp_path / "in"
+    _write(src / "a_good.png", smooth_image(24, 32, 1))
+    _write(src / "b_float.tif", smooth_image(24, 32, 2).astype(np.float32))  # 0-255 stored as floats
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["deblur", "--model", str(identity_dir), str(src), "--out", str(out)])
+    assert result.exit_code == 1
+    assert f"skipped: {src / 'b_float.tif'}: float image values span [" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a_good.png"]
+
+
+def test_a_jpeg_comes_out_as_its_exif_orientation_shows_it(tmp_path: Path, local_dir: Path) -> None:
+    from test_exif import blocks, tagged_jpeg
+
+    src = tagged_jpeg(tmp_path / "portrait.jpg", blocks(24, 40, seed=3), 6)  # stored landscape, shown upright
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["deblur", "--model", str(local_dir), str(src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"portrait.jpg: 8-bit RGB 24x40 (EXIF orientation 6 applied: rotated 90° clockwise) -> {out / 'portrait.png'}"
+        in result.output
+    )
+    shown = cv2.cvtColor(cv2.imread(str(src), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)  # what a viewer shows
+    np.testing.assert_array_equal(images.read(out / "portrait.png"), Deblurrer(str(local_dir))(shown))
+
+
+def test_gray_with_alpha_comes_out_as_gray_with_alpha(tmp_path: Path, local_dir: Path) -> None:
+    from PIL import Image
+
+    gray = smooth_image(24, 32, seed=4)[:, :, 0]
+    alpha = np.arange(24 * 32, dtype=np.uint8).reshape(24, 32)
+    Image.fromarray(np.dstack([gray, alpha]), "LA").save(tmp_path / "ga.png")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["deblur", "--model", str(local_dir), str(tmp_path / "ga.png"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ga.png: 8-bit gray + alpha 32x24 (deblurred as RGB, written as gray (luminance); alpha kept" in (
+        result.output
+    )
+    with Image.open(out / "ga.png") as written:
+        assert written.mode == "LA"
+        pixels = np.asarray(written)
+    np.testing.assert_array_equal(pixels[:, :, 1], alpha)
+    np.testing.assert_array_equal(pixels, Deblurrer(str(local_dir))(np.dstack([gray, alpha])))
+
+
+def test_16_bit_gray_with_alpha_is_written_as_such() -> None:
+    ga = np.dstack(
+        [smooth_image(8, 12, seed=5, dtype=np.uint16)[:, :, 0], np.full((8, 12), 40000, np.uint16)]
+    )
+    png = images.encode_png(ga)
+    assert png[24:26] == bytes([16, 4])  # IHDR: bit depth 16, colour type 4 (gray + alpha)
+    bgra = cv2.imdecode(
+        np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED
+    )  # OpenCV reads it as B=G=R + alpha
+    assert bgra.dtype == np.uint16
+    np.testing.assert_array_equal(bgra[:, :, [0, 3]], ga)
+    np.testing.assert_array_equal(bgra[:, :, 1], ga[:, :, 0])
+
+
+def test_a_subfolder_is_counted_in_the_summary(tmp_path: Path, identity_dir: Path) -> None:
+    src = tmp_path / "in"
+    _write(src / "a.png", smooth_image(16, 16, 1))
+    _write(src / "more" / "b.png", smooth_image(16, 16, 2))
+    (src / ".cache").mkdir()  # hidden: ignored like hidden files
+    result = runner.invoke(
+        app, ["deblur", "--model", str(identity_dir), str(src), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "deblurred 1 of 1 inputs" in result.output
+    assert "; 1 subfolder not searched (name it to deblur its files)" in result.output

@@ -48,6 +48,7 @@ def test_constraints_pin_every_runtime_dependency():
         "keras",
         "apache-beam",
         "opencv-python-headless",
+        "av",
         "tfrecord-lite",
         "typer",
         "pydantic",

@@ -52,3 +52,24 @@ def test_events_hold_scalars_and_the_sample_image(tmp_path: Path) -> None:
     step, plugin, tensor = values["samples/grid"]
     assert (step, plugin) == (5, "images") and tensor[:2].tolist() == [b"9", b"6"]
     assert tf.io.decode_png(tensor[2]).shape == (6, 9, 3)
+
+
+def test_speed_and_eta_leave_out_the_first_call(tmp_path: Path, capsys) -> None:
+    """A fit of 1000 steps at 10 steps/s whose first call (tracing, start-up) took 100 s: the first ETA is the
+    95 s left, not the 32 minutes that counting the start-up gives."""
+    now = [0.0]
+    log = RunLog(tmp_path, steps=1000, global_batch=4, is_chief=True, clock=lambda: now[0])
+    log.start(0)
+    now[0] = 100.0
+    log.call_done(1)  # the first call: one step and the tracing
+    log.progress(1, METRICS, 1e-4, "G 12.5")  # nothing measured yet: no speed, no ETA
+    now[0] = 105.0
+    log.call_done(51)
+    log.progress(51, METRICS, 1e-4, "G 12.5")
+    now[0] = 110.0
+    log.call_done(101)
+    log.progress(101, METRICS, 1e-4, "G 12.5")
+    log.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("lr 0.0001")
+    assert lines[1].endswith("40.00 img/s  ETA 1m35s") and lines[2].endswith("40.00 img/s  ETA 1m30s")

@@ -79,7 +79,7 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Train and use DeblurGAN generators."""
+    """Train and use deblurring generators (DeblurGAN, NAFNet)."""
     set_debug(debug)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,7 +87,8 @@ def main(
 
 @app.command(cls=Command)
 def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = None) -> None:
-    """Train DeblurGAN; rerunning with the same run_dir resumes from the last checkpoint."""
+    """Train the generator train.generator.arch names (deblurgan or nafnet), with a critic when
+    train.loss.adversarial > 0; rerunning with the same run_dir resumes from the last checkpoint."""
     with cli_errors():
         from pipeline.config import load_config
 
@@ -158,7 +159,10 @@ def deblur(
         list[str],
         typer.Argument(metavar="INPUT...", help="Images (PNG, JPEG, TIFF, WebP, BMP), folders, videos."),
     ],
-    out: Annotated[str, typer.Option("--out", help="Output folder: images as NAME.png, videos as NAME.mp4.")],
+    out: Annotated[
+        str,
+        typer.Option("--out", help="Output folder: images as NAME.png, videos as NAME.mp4 (or .mkv, .mov)."),
+    ],
     model: ModelOpt = None,
     version: VersionOpt = None,
     tile: Annotated[
@@ -170,6 +174,20 @@ def deblur(
         ),
     ] = 2048,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per model call.")] = 4,
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            "--codec",
+            help="Video codec: h264 (default; MP4, or the input's MOV/M4V/MKV), mpeg4, ffv1 (lossless, MKV).",
+        ),
+    ] = None,
+    crf: Annotated[
+        int | None,
+        typer.Option(
+            "--crf",
+            help="Video quality, lower is better: h264 CRF 0-51 (default 18), mpeg4 quantizer 2-31 (2).",
+        ),
+    ] = None,
     no_tlc: NoTlcOpt = False,
     ensemble: EnsembleOpt = False,
     pad: PadOpt = "reflect",
@@ -183,7 +201,7 @@ def deblur(
         from train.inference.deblurrer import Deblurrer, load
 
         deblurrer = Deblurrer(load(version_dir, tlc=not no_tlc), tile=tile, ensemble=ensemble, pad=pad)
-        if files.run(deblurrer, inputs, out, batch=batch):
+        if files.run(deblurrer, inputs, out, batch=batch, codec=codec, crf=crf):
             raise typer.Exit(1)
 
 

@@ -8,6 +8,7 @@ Only the chief writes; other workers get a no-op writer, so every worker can cal
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,14 @@ def format_duration(seconds: float) -> str:
 
 
 def format_progress(
-    step: int, steps: int, losses: str, lr: float, images_per_s: float, eta_s: float | None
+    step: int, steps: int, losses: str, lr: float, images_per_s: float | None, eta_s: float | None
 ) -> str:
-    """One progress line: step, the recipe's losses (`losses`, already formatted), learning rate, speed, time left."""
+    """One progress line: step, the recipe's losses (`losses`, already formatted), learning rate, speed, time left
+    (speed and time left once measured)."""
     width = len(str(steps))
-    parts = [f"step {step:>{width}}/{steps}", losses, f"lr {lr:.3g}", f"{images_per_s:.2f} img/s"]
+    parts = [f"step {step:>{width}}/{steps}", losses, f"lr {lr:.3g}"]
+    if images_per_s is not None:
+        parts.append(f"{images_per_s:.2f} img/s")
     if eta_s is not None:
         parts.append(f"ETA {format_duration(eta_s)}")
     return "  ".join(parts)
@@ -73,12 +77,24 @@ def write_image(tag: str, rgb: np.ndarray, step: int) -> None:
 
 
 class RunLog:
-    """Progress lines and TensorBoard summaries for one fit (a no-op writer on non-chief workers)."""
+    """Progress lines and TensorBoard summaries for one fit (a no-op writer on non-chief workers).
 
-    def __init__(self, run_dir: str | Path, steps: int, global_batch: int, is_chief: bool) -> None:
+    Speed and ETA count only steps run after the first call of the step function: that call also traces and
+    compiles it and warms the input pipeline (a minute or more for a big model), which would make the first ETA
+    of a short fit many times too long."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        steps: int,
+        global_batch: int,
+        is_chief: bool,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         import tensorflow as tf
 
         self.tf = tf
+        self.clock = clock
         self.steps = steps
         self.global_batch = global_batch
         self.is_chief = is_chief
@@ -87,29 +103,37 @@ class RunLog:
             if is_chief
             else tf.summary.create_noop_writer()
         )
-        self._mark = (time.perf_counter(), 0)
-        self.images_per_s = 0.0
+        self._mark = (clock(), 0)
+        self._calls = 0
+        self.images_per_s: float | None = None
 
     def start(self, step: int) -> None:
-        self._mark = (time.perf_counter(), step)
+        self._mark, self._calls, self.images_per_s = (self.clock(), step), 0, None
+
+    def call_done(self, step: int) -> None:
+        """A call of the step function has returned at `step`: the first one's time (start-up) is not counted."""
+        self._calls += 1
+        if self._calls == 1:
+            self._mark = (self.clock(), step)
 
     def progress(self, step: int, metrics: dict[str, float], lr: float, losses: str) -> None:
         """Log a line (`losses`: the recipe's summary of `metrics`) and scalars; speed is measured since the
-        previous call (or `start`)."""
-        now = time.perf_counter()
+        previous line, or the end of the first call (or `start`), whichever came last."""
+        now = self.clock()
         then, last_step = self._mark
-        done = step - last_step
-        if done > 0 and now > then:
-            self.images_per_s = done * self.global_batch / (now - then)
-        self._mark = (now, step)
-        eta = (self.steps - step) * self.global_batch / self.images_per_s if self.images_per_s > 0 else None
+        if step > last_step and now > then:
+            self.images_per_s = (step - last_step) * self.global_batch / (now - then)
+            self._mark = (now, step)
+        speed = self.images_per_s
+        eta = (self.steps - step) * self.global_batch / speed if speed else None
         if self.is_chief:
-            log(format_progress(step, self.steps, losses, lr, self.images_per_s, eta))
+            log(format_progress(step, self.steps, losses, lr, speed, eta))
         with self.writer.as_default(step=step):
             for name, value in metrics.items():
                 write_scalar(f"loss/{SCALAR_NAMES.get(name, name)}", value, step)
             write_scalar("train/learning_rate", lr, step)
-            write_scalar("train/images_per_s", self.images_per_s, step)
+            if speed is not None:
+                write_scalar("train/images_per_s", speed, step)
 
     def scalars(self, step: int, prefix: str, values: dict[str, float]) -> None:
         with self.writer.as_default(step=step):

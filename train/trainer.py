@@ -379,6 +379,7 @@ class _Fit:
             while step < t.steps and not self._any_worker_stopping():
                 began = time.perf_counter()
                 new_step, values = self._run_steps(fn, steps_until_boundary(step, self.hooks, t.steps, cap))
+                self.runlog.call_done(new_step)  # the first call's tracing does not count in speed or ETA
                 per_call = SECONDS_PER_CALL * (new_step - step) / (time.perf_counter() - began)
                 cap, step = max(1, min(MAX_STEPS_PER_CALL, int(per_call))), new_step
                 for hook in self.hooks:

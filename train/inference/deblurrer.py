@@ -13,6 +13,7 @@ self-ensemble (`ensemble=True`). The CLI (`trainctl deblur`), video, evaluation 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,9 +136,10 @@ class Deblurrer:
             blender.add(t, unit(tile_input(rgb01, t)[None]).numpy()[0])
         return blender.result()
 
-    def restore_uint8(self, batch: np.ndarray) -> np.ndarray:
-        """Deblur a batch of same-size uint8 RGB frames [n, h, w, 3] in one model call (video, evaluation);
-        frames larger than a tile go one by one through `restore`."""
+    def restore_uint8(self, batch: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Deblur a batch of same-size uint8 RGB frames [n, h, w, 3] (an array, or a list of frames: stacked) in
+        one model call (video, evaluation); frames larger than a tile go one by one through `restore`."""
+        batch = _uint8_batch(batch)
         if self.plan(batch.shape[1], batch.shape[2]).whole:
             return self._uint8(batch).numpy()
         return np.stack([images.join(self.restore(f.astype(np.float32) / 255.0), None, _RGB8) for f in batch])
@@ -160,3 +162,23 @@ class Deblurrer:
 
 
 _RGB8 = images.Layout(gray=False, alpha=False, dtype="uint8")
+
+
+def _uint8_batch(batch: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """`batch` as a uint8 [n, h, w, 3] array; TypeError/ValueError naming what is wrong with it otherwise."""
+    if isinstance(batch, list | tuple):
+        shapes = sorted({np.shape(frame) for frame in batch})
+        if len(shapes) > 1:
+            raise ValueError(f"restore_uint8: the frames must all be the same size, got shapes {shapes}")
+    batch = np.asarray(batch)
+    if batch.dtype != np.uint8:
+        raise TypeError(
+            f"restore_uint8 takes uint8 frames, got {batch.dtype} (call the Deblurrer itself on uint16 or "
+            "float images)"
+        )
+    if batch.ndim != 4 or batch.shape[3] != 3:
+        raise ValueError(
+            f"restore_uint8 takes a batch [n, height, width, 3] of RGB frames, got shape {batch.shape} "
+            "(one frame: frame[None])"
+        )
+    return batch
