@@ -1,5 +1,9 @@
 """Training logs: a progress line every `log_every` steps and TensorBoard scalars/images in RUN/logs.
 
+With progressive training (`train.stages`) the line and TensorBoard (`train/stage`, 1-based) name the stage of the
+last step; speed counts the images of each stage's batch, and the time left is the pixels left at the pixel rate
+measured (a 384 px crop costs about 9 of 128 px).
+
 Summaries are written with the core `tf.summary.write` op and TensorBoard's plugin metadata (scalars, images),
 so training does not need the `tensorboard` package installed; TensorBoard reads the files as usual.
 Only the chief writes; other workers get a no-op writer, so every worker can call the same code.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,11 +35,19 @@ def format_duration(seconds: float) -> str:
 
 
 def format_progress(
-    step: int, steps: int, losses: str, lr: float, images_per_s: float, eta_s: float | None
+    step: int,
+    steps: int,
+    losses: str,
+    lr: float,
+    images_per_s: float,
+    eta_s: float | None,
+    stage: str | None = None,
 ) -> str:
-    """One progress line: step, the recipe's losses (`losses`, already formatted), learning rate, speed, time left."""
+    """One progress line: step (and stage), the recipe's losses (`losses`, already formatted), learning rate,
+    speed, time left."""
     width = len(str(steps))
-    parts = [f"step {step:>{width}}/{steps}", losses, f"lr {lr:.3g}", f"{images_per_s:.2f} img/s"]
+    parts = [f"step {step:>{width}}/{steps}", *([stage] if stage else [])]
+    parts += [losses, f"lr {lr:.3g}", f"{images_per_s:.2f} img/s"]
     if eta_s is not None:
         parts.append(f"ETA {format_duration(eta_s)}")
     return "  ".join(parts)
@@ -75,12 +88,24 @@ def write_image(tag: str, rgb: np.ndarray, step: int) -> None:
 class RunLog:
     """Progress lines and TensorBoard summaries for one fit (a no-op writer on non-chief workers)."""
 
-    def __init__(self, run_dir: str | Path, steps: int, global_batch: int, is_chief: bool) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        steps: int,
+        global_batch: int,
+        is_chief: bool,
+        stages: list[Any] | None = None,
+    ) -> None:
+        """`stages`: train.stages.Stage list of a progressive run (None: one stage of `global_batch`)."""
         import tensorflow as tf
+
+        from train import stages as stage_plan
 
         self.tf = tf
         self.steps = steps
-        self.global_batch = global_batch
+        self.staged = stages is not None
+        # Without stages the crop does not matter (pixels are images): one stage of the global batch.
+        self.stages = stages if stages is not None else stage_plan.from_rows([(steps, 1, global_batch)])
         self.is_chief = is_chief
         self.writer = (
             tf.summary.create_file_writer(join(str(run_dir), LOG_DIR))
@@ -89,6 +114,7 @@ class RunLog:
         )
         self._mark = (time.perf_counter(), 0)
         self.images_per_s = 0.0
+        self._pixels_per_s = 0.0
 
     def start(self, step: int) -> None:
         self._mark = (time.perf_counter(), step)
@@ -98,18 +124,36 @@ class RunLog:
         previous call (or `start`)."""
         now = time.perf_counter()
         then, last_step = self._mark
-        done = step - last_step
-        if done > 0 and now > then:
-            self.images_per_s = done * self.global_batch / (now - then)
+        if step > last_step and now > then:
+            self.images_per_s = self._count(last_step, step, pixels=False) / (now - then)
+            self._pixels_per_s = self._count(last_step, step, pixels=True) / (now - then)
         self._mark = (now, step)
-        eta = (self.steps - step) * self.global_batch / self.images_per_s if self.images_per_s > 0 else None
+        left = self._count(step, self.steps, pixels=True)
+        eta = left / self._pixels_per_s if self._pixels_per_s > 0 else None
+        stage = self._stage(step)
         if self.is_chief:
-            log(format_progress(step, self.steps, losses, lr, self.images_per_s, eta))
+            shown = stage.describe(len(self.stages)) if self.staged else None
+            log(format_progress(step, self.steps, losses, lr, self.images_per_s, eta, shown))
         with self.writer.as_default(step=step):
             for name, value in metrics.items():
                 write_scalar(f"loss/{SCALAR_NAMES.get(name, name)}", value, step)
             write_scalar("train/learning_rate", lr, step)
             write_scalar("train/images_per_s", self.images_per_s, step)
+            if self.staged:
+                write_scalar("train/stage", stage.index + 1, step)
+
+    def _stage(self, step: int) -> Any:
+        from train import stages as stage_plan
+
+        return stage_plan.at(self.stages, max(step - 1, 0))  # the stage of the last step done
+
+    def _count(self, begin: int, end: int, pixels: bool) -> float:
+        """Images (or pixels) the steps [begin, end) train on."""
+        total = 0.0
+        for s in self.stages:
+            steps = max(0, min(end, s.end) - max(begin, s.start))
+            total += steps * s.batch_size * (s.crop_size**2 if pixels else 1)
+        return total
 
     def scalars(self, step: int, prefix: str, values: dict[str, float]) -> None:
         with self.writer.as_default(step=step):
