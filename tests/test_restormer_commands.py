@@ -60,9 +60,13 @@ def write_config(path: Path, shards: Path, run_dir: Path, organized: Path, **tra
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, organized_dir: Path) -> tuple[Path, Path]:
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shards(tmp_path_factory.mktemp("restormer_shards"), pairs=4, crop_size=40, crops_per_pair=2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shards: Path, organized_dir: Path) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("restormer")
-    shards = write_shards(root / "shards", pairs=4, crop_size=40, crops_per_pair=2)
     config = write_config(root / "pipeline.yaml", shards, root / "run", organized_dir)
     result = runner.invoke(app, ["fit", str(config)])
     assert result.exit_code == 0, result.output
@@ -122,3 +126,33 @@ def test_init_from_starts_a_new_run_from_the_version(trained: tuple[Path, Path],
         np.testing.assert_allclose(a, b, atol=1e-6)
     lineage = json.loads((tmp_path / "tuned" / "run.json").read_text())["init_from"]
     assert lineage["path"] == source and lineage["step"] == 3
+
+
+def test_the_restormer_gopro_recipe_file_trains_when_shrunk(shards: Path, tmp_path: Path) -> None:
+    """configs/restormer-gopro.yaml as outside checks run it: the model, the stages and the hold shrunk."""
+    from pipeline.config import load_config
+    from train.trainer import run
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "restormer-gopro.yaml"
+    full = load_config(path)
+    assert (full.train.steps, full.train.crop_size, full.train.batch_size) == (300_000, 384, 8)
+    assert [(s.steps, s.crop_size, s.batch_size) for s in full.train.stages] == [
+        (92000, 128, 64), (64000, 160, 40), (48000, 192, 32), (36000, 256, 16), (36000, 320, 8), (24000, 384, 8)
+    ]  # fmt: skip
+    o = full.train.optimizer
+    assert (o.name, o.lr, o.weight_decay, o.beta_2, o.hold_steps, o.min_lr, o.clip_norm) == (
+        "adamw", 3e-4, 1e-4, 0.999, 92000, 1e-6, 0.01
+    )  # fmt: skip
+    assert full.organize.blur == "blur" and full.shard.crop_size == 384 and full.train.loss.pixel == 1.0
+    overrides = [
+        *(f"train.generator.{k}={v}" for k, v in RESTORMER.items() if k != "arch"),
+        "train.stages=[{steps: 2, crop_size: 16, batch_size: 4}, {steps: 1, crop_size: 32, batch_size: 2}]",
+        "train.optimizer.hold_steps=1",
+        f"train.data={shards}",
+        f"train.run_dir={tmp_path / 'run'}",
+        "train.mixed_precision=float32",
+    ]
+    result = run(load_config(path, overrides))
+    assert result.step == 3
+    meta = versions.read_meta(versions.resolve_version(tmp_path / "run", "latest"))
+    assert meta["arch"]["name"] == "restormer" and meta["arch"]["train_size"] == 32
