@@ -125,6 +125,9 @@ class OptimizerConfig(_Section):
     schedule: Literal["linear", "cosine"] = "linear"
     decay_start: int = Field(150_000, ge=0)  # linear: constant until here, then linearly to 0 at train.steps
     min_lr: float = Field(0.0, ge=0.0)  # cosine: annealed from lr to min_lr over train.steps
+    hold_steps: int = Field(
+        0, ge=0
+    )  # cosine: lr held this many steps, then annealed over the rest (Restormer)
     clip_norm: float | None = Field(None, gt=0.0)  # global-norm gradient clipping (None: off)
 
     @model_validator(mode="after")
@@ -133,7 +136,41 @@ class OptimizerConfig(_Section):
             raise ValueError(
                 f"weight_decay={self.weight_decay} needs name: adamw (Adam has no decoupled decay)"
             )
+        if self.hold_steps > 0 and self.schedule != "cosine":
+            raise ValueError(
+                f"hold_steps={self.hold_steps} applies to schedule: cosine (linear holds until decay_start)"
+            )
         return self
+
+
+class StageConfig(_Section):
+    """One stage of progressive training: `steps` steps on `crop_size` crops, `batch_size` of them per step
+    (global, like train.batch_size)."""
+
+    steps: int = Field(ge=1)
+    crop_size: int = Field(ge=4)
+    batch_size: int = Field(ge=1)
+
+
+# With train.stages, these train keys are the stages' total and the last stage's values (left out, they follow).
+_STAGE_TOTALS = {
+    "steps": lambda stages: sum(int(st["steps"]) for st in stages),
+    "crop_size": lambda stages: stages[-1]["crop_size"],
+    "batch_size": lambda stages: stages[-1]["batch_size"],
+}
+
+
+def _stage_totals(data: Any) -> Any:
+    """`train.steps`, `crop_size` and `batch_size` from `train.stages` where they are left out or null (a value
+    that is given must agree: checked after validation)."""
+    stages = data.get("stages") if isinstance(data, dict) else None
+    if not isinstance(stages, list) or not stages or not all(isinstance(st, dict) for st in stages):
+        return data
+    try:
+        filled = {key: total(stages) for key, total in _STAGE_TOTALS.items() if data.get(key) is None}
+    except (KeyError, TypeError, ValueError):
+        return data  # a malformed stage: its own validation names the key
+    return {**data, **filled}
 
 
 class ValidateConfig(_Section):
@@ -169,15 +206,38 @@ class TrainConfig(_Section):
     log_every: int = Field(50, ge=1)
     seed: int = Field(0, ge=0)
     skip_corrupt: bool = False
+    # Progressive training: the crop and batch change at stage boundaries (None: one stage, the keys above).
+    stages: list[StageConfig] | None = Field(None, min_length=1, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_stage_totals(cls, data: Any) -> Any:
+        return _stage_totals(data)
 
     @model_validator(mode="after")
     def _crop_fits_generator(self) -> TrainConfig:
+        if self.stages:
+            for key, total in _STAGE_TOTALS.items():
+                want = total([st.model_dump() for st in self.stages])
+                if getattr(self, key) != want:
+                    what = "the stages' total" if key == "steps" else f"the last stage's {key}"
+                    raise ValueError(
+                        f"{key}={getattr(self, key)} disagrees with train.stages ({what} is {want}); leave "
+                        f"train.{key} out (or null) with stages"
+                    )
         arch = ARCHS[self.generator.arch]
         stride, smallest = arch.stride(self.generator), arch.min_size(self.generator)
-        if self.crop_size % stride or self.crop_size < smallest:
+        crops = [(f"stages.{i}.crop_size", st.crop_size) for i, st in enumerate(self.stages or [])]
+        for key, crop in crops or [("crop_size", self.crop_size)]:
+            if crop % stride or crop < smallest:
+                raise ValueError(
+                    f"{key}={crop} must be a multiple of {stride} and at least {smallest} "
+                    f"(the {arch.name} generator's stride and minimum size)"
+                )
+        o = self.optimizer
+        if o.schedule == "cosine" and o.hold_steps >= self.steps:
             raise ValueError(
-                f"crop_size={self.crop_size} must be a multiple of {stride} and at least {smallest} "
-                f"(the {arch.name} generator's stride and minimum size)"
+                f"optimizer.hold_steps={o.hold_steps} leaves no step of the {self.steps} for the cosine decay"
             )
         if self.loss.perceptual + self.loss.adversarial + self.loss.pixel + self.loss.psnr <= 0:
             raise ValueError("train.loss: every weight is 0; nothing to train")

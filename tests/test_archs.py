@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from train import archs
-from train.archs import deblurgan, layers, nafnet
+from train.archs import deblurgan, layers, nafnet, restormer
 from train.archs.critic import build_critic
 from train.versions import load_generator, write_version
 
@@ -101,6 +101,9 @@ LOAD_IN_FRESH_PROCESS = {
 
 
 SMALL_NAFNET = nafnet.NafNetSettings(width=4, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1))
+SMALL_RESTORMER = restormer.RestormerSettings(
+    dim=4, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 2, 2, 4)
+)
 
 
 @pytest.mark.parametrize(
@@ -110,8 +113,15 @@ SMALL_NAFNET = nafnet.NafNetSettings(width=4, enc_blocks=(1, 1), middle_blocks=1
         ("keras first", deblurgan.DeblurGanSettings(filters=4, blocks=2, dropout=0.5)),
         ("tensorflow after train", deblurgan.DeblurGanSettings(filters=4, blocks=2, dropout=0.5)),
         ("train first", SMALL_NAFNET),
+        ("train first", SMALL_RESTORMER),
     ],
-    ids=["deblurgan-train-first", "deblurgan-keras-first", "deblurgan-tf-after-train", "nafnet-train-first"],
+    ids=[
+        "deblurgan-train-first",
+        "deblurgan-keras-first",
+        "deblurgan-tf-after-train",
+        "nafnet-train-first",
+        "restormer-train-first",
+    ],
 )
 def test_version_saves_and_loads_with_keras_load_model(
     float32_policy: None, tmp_path: Path, order: str, settings: archs.ArchSettings

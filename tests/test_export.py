@@ -1,5 +1,5 @@
 """`trainctl export`: SavedModel, TFLite (float32 / float16) and Keras exports deblur like the Keras model, at odd
-sizes, for both architectures (NAFNet with TLC, as evaluate and deblur run it)."""
+sizes, for every architecture (NAFNet with TLC, as evaluate and deblur run it)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from test_deblurrer import random_weights
 from typer.testing import CliRunner
 
 from train import archs
-from train.archs import deblurgan, nafnet
+from train.archs import deblurgan, nafnet, restormer
 from train.cli import app
 from train.inference import export
 from train.inference.deblurrer import Deblurrer
@@ -26,6 +26,9 @@ runner = CliRunner()
 ARCHS = {
     "deblurgan": deblurgan.DeblurGanSettings(filters=4, blocks=1, dropout=0.0),
     "nafnet": nafnet.NafNetSettings(width=4, enc_blocks=(1, 1), middle_blocks=1, dec_blocks=(1, 1)),
+    "restormer": restormer.RestormerSettings(
+        dim=4, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 2, 2, 4)
+    ),
 }
 
 

@@ -18,8 +18,9 @@ from train.optimizers import apply, learning_rate_fn, make_optimizer, schedule_v
     [
         OptimizerConfig(lr=1e-3, decay_start=40),
         OptimizerConfig(name="adamw", lr=1e-3, schedule="cosine", min_lr=1e-7, weight_decay=1e-3),
+        OptimizerConfig(name="adamw", lr=3e-4, schedule="cosine", min_lr=1e-6, hold_steps=30),
     ],
-    ids=["linear", "cosine"],
+    ids=["linear", "cosine", "cosine-held"],
 )
 def test_graph_schedule_matches_the_plain_numbers(o: OptimizerConfig) -> None:
     step = tf.Variable(0, dtype=tf.int64)
@@ -42,6 +43,16 @@ def test_schedule_values() -> None:
     assert schedule_value(cosine, 200, 50) == pytest.approx(
         1e-7 + 0.5 * (1e-3 - 1e-7) * (1 + math.cos(math.pi / 4))
     )
+
+
+def test_held_cosine_holds_the_rate_then_anneals_over_the_rest() -> None:
+    """Restormer's schedule: 3e-4 for 92k steps, then cosine to 1e-6 at 300k (here scaled to 100 steps)."""
+    held = OptimizerConfig(name="adamw", lr=3e-4, schedule="cosine", min_lr=1e-6, hold_steps=30)
+    assert [schedule_value(held, 100, s) for s in (0, 15, 30)] == [3e-4, 3e-4, 3e-4]
+    assert schedule_value(held, 100, 65) == pytest.approx(1e-6 + 0.5 * (3e-4 - 1e-6))  # halfway through 70
+    assert schedule_value(held, 100, 100) == pytest.approx(1e-6)
+    plain = held.model_copy(update={"hold_steps": 0})
+    assert schedule_value(plain, 100, 50) == pytest.approx(1e-6 + 0.5 * (3e-4 - 1e-6))
 
 
 def test_adamw_decays_weights_by_lr_times_decay_and_adam_does_not() -> None:

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 # The modules whose import registers every serializable object a saved generator can contain.
-REGISTERING_MODULES = ("train.archs.layers",)
+REGISTERING_MODULES = ("train.archs.layers", "train.archs.restormer_layers")
 
 
 def register_custom_objects() -> None:

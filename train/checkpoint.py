@@ -6,7 +6,9 @@ every worker must call save (it can run collectives): non-chief workers write to
 
 run.json records the config hash, the dataset fingerprint and the values that fix tensor shapes. On resume, a
 change of model shape is refused (the weights would not fit); a change of data, batch, crop or replica layout
-keeps the model and optimizer state but starts a fresh data stream (the saved iterator no longer applies).
+keeps the model and optimizer state but starts a fresh data stream (the saved iterator no longer applies). With
+`train.stages`, run.json records the stages and train/stages.py decides instead of crop and batch: the steps
+already trained keep their stages, and the saved position is that of the checkpoint's stage.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "run.json"
 KEEP_CHECKPOINTS = 3
 DATA_KEYS = ("dataset_sha256", "batch_size", "crop_size", "seed", "skip_corrupt", "replicas", "workers")
+STAGE_KEYS = ("batch_size", "crop_size")
 
 
 def config_sha256(cfg: Config) -> str:
@@ -45,6 +48,7 @@ def run_record(
 ) -> dict[str, Any]:
     """What run.json says about this run: config hash and the values resume compatibility depends on."""
     from train import archs
+    from train import stages as stage_plan
 
     t = cfg.train
     g = t.generator
@@ -65,6 +69,8 @@ def run_record(
             "skip_corrupt": t.skip_corrupt,
             "replicas": replicas,
             "workers": workers,
+            # Progressive training: resume checks the stages as history (train/stages.py), not crop and batch.
+            **({"stages": stage_plan.as_record(stage_plan.plan(t))} if t.stages else {}),
         },
         "train": config_to_dict(t),
     }
@@ -92,7 +98,9 @@ def compare_runs(old: dict[str, Any], new: dict[str, Any], run_dir: str | Path) 
                 f"{name} changed from {before!r} to {now!r} since the checkpoints in {join(str(run_dir), CHECKPOINT_DIR)} "
                 f"were written; restore it or use a new train.run_dir"
             )
-    changed = [k for k in DATA_KEYS if old.get("data", {}).get(k) != new["data"][k]]
+    staged = bool(old.get("data", {}).get("stages") or new["data"].get("stages"))
+    keys = [k for k in DATA_KEYS if not (staged and k in STAGE_KEYS)]  # stages: train/stages.py checks them
+    changed = [k for k in keys if old.get("data", {}).get(k) != new["data"][k]]
     if changed:
         log(
             f"warning: {', '.join(changed)} changed since the last checkpoint in {run_dir}: "

@@ -4,7 +4,8 @@ The rate is a function of the run's step counter (restored from checkpoints), no
 iteration count: a critic updated 5 times per step follows the same curve, a resumed run continues it, and a
 changed setting at resume applies from that step on (nothing about the rate is stored in the checkpoint).
   linear: `lr` until `decay_start`, then linearly to 0 at `train.steps` (DeblurGAN);
-  cosine: from `lr` to `min_lr` over `train.steps` (NAFNet's cosine annealing).
+  cosine: from `lr` to `min_lr` over `train.steps` (NAFNet's cosine annealing); with `hold_steps`, `lr` is held
+  that many steps and the cosine runs over the rest (Restormer: 92k held, then 208k down to 1e-6).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pipeline.config import OptimizerConfig
 def schedule_value(o: OptimizerConfig, steps: int, step: float) -> float:
     """The learning rate at `step` of a `steps`-step run (plain numbers: for logs and tests)."""
     if o.schedule == "cosine":
-        progress = min(max(step / max(steps, 1), 0.0), 1.0)
+        progress = min(max((step - o.hold_steps) / max(steps - o.hold_steps, 1), 0.0), 1.0)
         return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + math.cos(math.pi * progress))
     if step < o.decay_start or steps <= o.decay_start:
         return o.lr
@@ -33,7 +34,8 @@ def learning_rate_fn(o: OptimizerConfig, steps: int, step: Any) -> Callable[[], 
     def rate() -> Any:
         s = tf.cast(step, tf.float32)
         if o.schedule == "cosine":
-            progress = tf.clip_by_value(s / float(max(steps, 1)), 0.0, 1.0)
+            held = s - float(o.hold_steps) if o.hold_steps else s  # no hold: the graph of the plain cosine
+            progress = tf.clip_by_value(held / float(max(steps - o.hold_steps, 1)), 0.0, 1.0)
             return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + tf.cos(math.pi * progress))
         span = float(max(steps - o.decay_start, 1))
         decayed = o.lr * tf.clip_by_value((float(steps) - s) / span, 0.0, 1.0)

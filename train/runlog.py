@@ -1,5 +1,9 @@
 """Training logs: a progress line every `log_every` steps and TensorBoard scalars/images in RUN/logs.
 
+With progressive training (`train.stages`) the line and TensorBoard (`train/stage`, 1-based) name the stage of the
+last step; speed counts the images of each stage's batch, and the time left is the pixels left at the pixel rate
+measured (a 384 px crop costs about 9 of 128 px).
+
 Summaries are written with the core `tf.summary.write` op and TensorBoard's plugin metadata (scalars, images),
 so training does not need the `tensorboard` package installed; TensorBoard reads the files as usual.
 Only the chief writes; other workers get a no-op writer, so every worker can call the same code.
@@ -10,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,12 +36,19 @@ def format_duration(seconds: float) -> str:
 
 
 def format_progress(
-    step: int, steps: int, losses: str, lr: float, images_per_s: float | None, eta_s: float | None
+    step: int,
+    steps: int,
+    losses: str,
+    lr: float,
+    images_per_s: float | None,
+    eta_s: float | None,
+    stage: str | None = None,
 ) -> str:
-    """One progress line: step, the recipe's losses (`losses`, already formatted), learning rate, speed, time left
-    (speed and time left once measured)."""
+    """One progress line: step (and stage), the recipe's losses (`losses`, already formatted), learning rate,
+    speed, time left (speed and time left once measured)."""
     width = len(str(steps))
-    parts = [f"step {step:>{width}}/{steps}", losses, f"lr {lr:.3g}"]
+    parts = [f"step {step:>{width}}/{steps}", *([stage] if stage else [])]
+    parts += [losses, f"lr {lr:.3g}"]
     if images_per_s is not None:
         parts.append(f"{images_per_s:.2f} img/s")
     if eta_s is not None:
@@ -81,7 +93,8 @@ class RunLog:
 
     Speed and ETA count only steps run after the first call of the step function: that call also traces and
     compiles it and warms the input pipeline (a minute or more for a big model), which would make the first ETA
-    of a short fit many times too long."""
+    of a short fit many times too long. ETA counts pixels, so a progressive run's later, larger stages weigh
+    more."""
 
     def __init__(
         self,
@@ -89,14 +102,20 @@ class RunLog:
         steps: int,
         global_batch: int,
         is_chief: bool,
+        stages: list[Any] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """`stages`: train.stages.Stage list of a progressive run (None: one stage of `global_batch`)."""
         import tensorflow as tf
+
+        from train import stages as stage_plan
 
         self.tf = tf
         self.clock = clock
         self.steps = steps
-        self.global_batch = global_batch
+        self.staged = stages is not None
+        # Without stages the crop does not matter (pixels are images): one stage of the global batch.
+        self.stages = stages if stages is not None else stage_plan.from_rows([(steps, 1, global_batch)])
         self.is_chief = is_chief
         self.writer = (
             tf.summary.create_file_writer(join(str(run_dir), LOG_DIR))
@@ -106,9 +125,11 @@ class RunLog:
         self._mark = (clock(), 0)
         self._calls = 0
         self.images_per_s: float | None = None
+        self._pixels_per_s: float | None = None
 
     def start(self, step: int) -> None:
-        self._mark, self._calls, self.images_per_s = (self.clock(), step), 0, None
+        self._mark, self._calls = (self.clock(), step), 0
+        self.images_per_s = self._pixels_per_s = None
 
     def call_done(self, step: int) -> None:
         """A call of the step function has returned at `step`: the first one's time (start-up) is not counted."""
@@ -122,18 +143,36 @@ class RunLog:
         now = self.clock()
         then, last_step = self._mark
         if step > last_step and now > then:
-            self.images_per_s = (step - last_step) * self.global_batch / (now - then)
+            self.images_per_s = self._count(last_step, step, pixels=False) / (now - then)
+            self._pixels_per_s = self._count(last_step, step, pixels=True) / (now - then)
             self._mark = (now, step)
-        speed = self.images_per_s
-        eta = (self.steps - step) * self.global_batch / speed if speed else None
+        left = self._count(step, self.steps, pixels=True)
+        eta = left / self._pixels_per_s if self._pixels_per_s else None
+        stage = self._stage(step)
         if self.is_chief:
-            log(format_progress(step, self.steps, losses, lr, speed, eta))
+            shown = stage.describe(len(self.stages)) if self.staged else None
+            log(format_progress(step, self.steps, losses, lr, self.images_per_s, eta, shown))
         with self.writer.as_default(step=step):
             for name, value in metrics.items():
                 write_scalar(f"loss/{SCALAR_NAMES.get(name, name)}", value, step)
             write_scalar("train/learning_rate", lr, step)
-            if speed is not None:
-                write_scalar("train/images_per_s", speed, step)
+            if self.images_per_s is not None:
+                write_scalar("train/images_per_s", self.images_per_s, step)
+            if self.staged:
+                write_scalar("train/stage", stage.index + 1, step)
+
+    def _stage(self, step: int) -> Any:
+        from train import stages as stage_plan
+
+        return stage_plan.at(self.stages, max(step - 1, 0))  # the stage of the last step done
+
+    def _count(self, begin: int, end: int, pixels: bool) -> float:
+        """Images (or pixels) the steps [begin, end) train on."""
+        total = 0.0
+        for s in self.stages:
+            steps = max(0, min(end, s.end) - max(begin, s.start))
+            total += steps * s.batch_size * (s.crop_size**2 if pixels else 1)
+        return total
 
     def scalars(self, step: int, prefix: str, values: dict[str, float]) -> None:
         with self.writer.as_default(step=step):

@@ -19,6 +19,7 @@ from pipeline.config import Config
 from pipeline.console import log
 from pipeline.errors import ConfigError, DataError
 from train import archs, rundir
+from train import stages as stage_plan
 from train.archs.base import CANONICAL_RANGE, to_range
 from train.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
 from train.hooks import Hook, steps_until_boundary
@@ -57,10 +58,10 @@ def run(cfg: Config) -> FitResult:
     t = cfg.train
     info = read_dataset_info(t.data)  # a shards dir without dataset.json is refused before anything starts
     info.split("train")
-    if t.crop_size > info.crop_size:
-        raise ConfigError(
-            f"train.crop_size={t.crop_size} is larger than the shards' crop_size {info.crop_size}"
-        )
+    crops = [(f"train.stages.{i}.crop_size", st.crop_size) for i, st in enumerate(t.stages or [])]
+    for key, crop in crops or [("train.crop_size", t.crop_size)]:
+        if crop > info.crop_size:
+            raise ConfigError(f"{key}={crop} is larger than the shards' crop_size {info.crop_size}")
     strategy = make_strategy(t.strategy)  # first TF work: MultiWorkerMirrored must exist before other ops
     cluster = cluster_from_env() if is_multi_worker(strategy) else Cluster(1, 0, True)
     run_dir = str(t.run_dir)
@@ -105,8 +106,11 @@ class _Fit:
         self.policy = choose_precision(t.mixed_precision, has_gpu, cpu_has_native_bf16())
         set_precision(self.policy)
         replicas = strategy.num_replicas_in_sync
-        if t.batch_size % replicas:
-            raise ConfigError(f"train.batch_size={t.batch_size} is not divisible by the {replicas} replicas")
+        batches = [(f"train.stages.{i}.batch_size", st.batch_size) for i, st in enumerate(t.stages or [])]
+        for key, batch in batches or [("train.batch_size", t.batch_size)]:
+            if batch % replicas:
+                raise ConfigError(f"{key}={batch} is not divisible by the {replicas} replicas")
+        self.stages = stage_plan.plan(t)
         # Keras initializers and dropout draw from the global seed: fixing it makes a run reproducible.
         keras.utils.set_random_seed(t.seed)
         self.recipe = make_recipe(strategy, t, self.policy)
@@ -128,13 +132,21 @@ class _Fit:
         if start.notice and cluster.is_chief:
             log(f"notice: {start.notice}")
         old = ckpt.read_run_record(run_dir)
+        at_step = ckpt.checkpoint_step(latest) if latest else 0
         same_data = ckpt.compare_runs(old, self.record, run_dir) if latest and old else True
-        changed = ckpt.note_changes(old, self.record, ckpt.checkpoint_step(latest)) if latest and old else {}
-        resume_data = (
-            bool(latest) and same_data and self.checkpoints.has_data_state(ckpt.checkpoint_step(latest))
-        )
+        # Progressive training: the steps already trained keep their stages; the saved data position applies
+        # inside a stage unchanged by the new list (at a stage's start its stream begins afresh anyway).
+        position = True
+        if latest and old and (t.stages or old.get("data", {}).get("stages")):
+            old_stages = stage_plan.from_record(old)
+            stage_plan.check_resume(old_stages, self.stages, at_step, run_dir)
+            position = stage_plan.resumes_position(old_stages, self.stages, at_step)
+        changed = ckpt.note_changes(old, self.record, at_step) if latest and old else {}
+        saved_position = bool(latest) and self.checkpoints.has_data_state(at_step)
+        keep_streams = bool(latest) and same_data and saved_position  # this run's data streams continue
+        resume_data = keep_streams and position
         if latest and not resume_data:
-            if same_data:
+            if same_data and not saved_position:
                 log(
                     f"warning: no saved data position for worker {cluster.index}; starting a fresh data stream"
                 )
@@ -144,18 +156,14 @@ class _Fit:
             self._init_from(str(start.path))
         # A fresh data stream must not replay the first batches of the run: fold the step into the seed. A resumed
         # stream must be rebuilt with the seed it was created with (run.json keeps it), or crops/shuffles diverge.
-        if resume_data:
+        if keep_streams:
             data_seed = int(old.get("data_seed", t.seed)) if old else t.seed
         else:
             data_seed = t.seed if not latest else t.seed + 7919 * int(self.recipe.step.numpy())
         self.record["data_seed"] = data_seed
+        self.data_seed = data_seed
         self.local_replicas = replicas // cluster.workers
-        context = tf.distribute.InputContext(cluster.workers, cluster.index, replicas)
-        dataset = make_dataset(
-            t.data, "train", t.batch_size, t.crop_size, True, context, data_seed, t.skip_corrupt, info=info
-        )
-        self.iterator = iter(stack_replicas(dataset, self.local_replicas))
-        self.checkpoints.track(self.iterator)
+        self._start_stage(stage_plan.at(self.stages, at_step), announce=False)
         if resume_data:
             self.checkpoints.restore(latest, ckpt.checkpoint_step(latest))
         if latest and self.ema is not None and not ckpt.holds(latest, "ema"):
@@ -167,7 +175,8 @@ class _Fit:
         self.last_saved = int(self.recipe.step.numpy()) if latest else None
         if cluster.is_chief and not (latest and old and not changed):
             ckpt.write_run_record(run_dir, self.record)
-        self.runlog = RunLog(run_dir, t.steps, t.batch_size, cluster.is_chief)
+        staged = self.stages if t.stages else None
+        self.runlog = RunLog(run_dir, t.steps, t.batch_size, cluster.is_chief, staged)
         self._export: Any = None  # float32 copy of the weights versions are written from
         self._inference: Any = None  # that copy as inference runs it (TLC), for validation
         self._samples: Any = None
@@ -183,6 +192,38 @@ class _Fit:
         ]
 
     # ---- start -----------------------------------------------------------------------------------------------
+
+    def _start_stage(self, stage: stage_plan.Stage, announce: bool = True) -> None:
+        """The data stream of `stage` (its crop, its global batch, its seed), tracked by the checkpoints; the
+        recipe averages losses over the stage's batch (read when the next train function is traced)."""
+        t, tf = self.t, self.tf
+        replicas = self.strategy.num_replicas_in_sync
+        context = tf.distribute.InputContext(self.cluster.workers, self.cluster.index, replicas)
+        seed = stage_plan.data_seed(self.data_seed, stage)
+        dataset = make_dataset(
+            t.data,
+            "train",
+            stage.batch_size,
+            stage.crop_size,
+            True,
+            context,
+            seed,
+            t.skip_corrupt,
+            info=self.info,
+        )
+        self.iterator = iter(stack_replicas(dataset, self.local_replicas))
+        self.checkpoints.track(self.iterator)
+        self.recipe.global_batch = stage.batch_size
+        self.stage = stage
+        if announce and self.cluster.is_chief:
+            log(
+                f"fit: {stage.describe(len(self.stages))} begins at step {stage.start}: {stage.crop_size} px crops, "
+                f"global batch {stage.batch_size} ({stage.batch_size // replicas} per replica)"
+            )
+
+    def _train_size(self, step: int) -> int:
+        """The crop the generator trained on last (what meta.json's `train_size` and TLC's window go by)."""
+        return stage_plan.at(self.stages, max(step - 1, 0)).crop_size
 
     def _init_from(self, path: str) -> None:
         """Start the generator (and its EMA) from another run's version; record the lineage."""
@@ -204,12 +245,14 @@ class _Fit:
         if self.cluster.is_chief:
             recipe = "GAN (critic)" if hasattr(self.recipe, "critic") else "restoration (no critic)"
             ema = f", EMA {t.ema_decay}" if self.ema is not None else ""
+            batch = self.stage.batch_size
+            staged = f" in {self.stage.describe(len(self.stages))}" if t.stages else ""
             log(
                 f"fit: {self.arch.name} generator ({self.recipe.generator.count_params():,} parameters), "
                 f"{recipe}{ema}; {describe(self.strategy)}, {replicas} replica(s) on {self.cluster.workers} "
-                f"worker(s), global batch {t.batch_size} ({t.batch_size // replicas} per replica), precision "
-                f"{self.policy}, {self.info.examples('train')} training crops in {t.data}; {where}, training to "
-                f"step {t.steps}"
+                f"worker(s), global batch {batch} ({batch // replicas} per replica), precision "
+                f"{self.policy}, {self.info.examples('train')} training crops in {t.data}; {where}{staged}, "
+                f"training to step {t.steps}"
             )
 
     # ---- hooks -----------------------------------------------------------------------------------------------
@@ -263,7 +306,8 @@ class _Fit:
         if self._validator is None:
             self._validator = Validator(self.t.validation)
         model = self._exported()
-        spec = archs.spec_from_meta({"arch": self.arch.describe(self.t.generator, self.t.crop_size)})
+        train_size = self._train_size(step)
+        spec = archs.spec_from_meta({"arch": self.arch.describe(self.t.generator, train_size)})
         if spec.tlc_base() is not None:
             if self._inference is None:
                 self._inference = archs.with_tlc(spec, model)
@@ -293,7 +337,7 @@ class _Fit:
             "step": step,
             "config_sha256": config_sha256(self.cfg),
             "dataset": self.info.fingerprint(),
-            "arch": self.arch.describe(self.t.generator, self.t.crop_size),
+            "arch": self.arch.describe(self.t.generator, self._train_size(step)),
             "ema": {"decay": self.t.ema_decay} if self.ema is not None else None,
             "init_from": self.record.get("init_from"),
             "metrics": scores.with_score({}, validation)["metrics"] if validation else {},
@@ -323,6 +367,13 @@ class _Fit:
         return DataError(f"{self.t.data}: unreadable training data ({first}); {hint}")
 
     # ---- the loop ------------------------------------------------------------------------------------------
+
+    def _train_function(self) -> Any:
+        """A newly traced steps-per-call function (one per stage: the batch shape and loss average change)."""
+        from train.loop import train_function
+
+        first = self.cluster.index * self.local_replicas
+        return train_function(self.strategy, self.recipe, self.ema, first_replica=first)
 
     def _run_steps(self, fn: Any, n: int) -> tuple[int, dict[str, float]]:
         """Run up to `n` steps in one call; map data errors to DataError and stop on a non-finite loss."""
@@ -363,28 +414,28 @@ class _Fit:
         return FitResult(step, self.recipe.generator, self.versions, None, self.recipe.learning_rate())
 
     def train(self) -> FitResult:
-        from train.loop import train_function
-
         t = self.t
         step = int(self.recipe.step.numpy())
         self._log_start(step)
         try:
             if step >= t.steps:
                 return self._finished_already(step)
-            fn = train_function(
-                self.strategy, self.recipe, self.ema, first_replica=self.cluster.index * self.local_replicas
-            )
+            fn = self._train_function()
             cap = 1  # steps per call: grows to ~SECONDS_PER_CALL of work once a step has been timed
             self.runlog.start(step)
             while step < t.steps and not self._any_worker_stopping():
                 began = time.perf_counter()
-                new_step, values = self._run_steps(fn, steps_until_boundary(step, self.hooks, t.steps, cap))
+                n = min(steps_until_boundary(step, self.hooks, t.steps, cap), self.stage.end - step)
+                new_step, values = self._run_steps(fn, n)
                 self.runlog.call_done(new_step)  # the first call's tracing does not count in speed or ETA
                 per_call = SECONDS_PER_CALL * (new_step - step) / (time.perf_counter() - began)
                 cap, step = max(1, min(MAX_STEPS_PER_CALL, int(per_call))), new_step
                 for hook in self.hooks:
                     if hook.due(step, t.steps):
                         hook.run(step, values)
+                if step == self.stage.end and step < t.steps:  # the next stage: its crops, its batch
+                    self._start_stage(stage_plan.at(self.stages, step))
+                    fn, cap = self._train_function(), 1
             stopped_by = self.stop.signal_name or (OTHER_WORKER if step < t.steps else None)
             if stopped_by:
                 if self.last_saved != step:

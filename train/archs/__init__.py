@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import DataError, UsageError
-from train.archs import deblurgan, nafnet
+from train.archs import deblurgan, nafnet, restormer
 from train.archs.base import Arch, ArchSettings
 
 ARCHS: dict[str, Arch] = {
     deblurgan.ARCH.name: deblurgan.ARCH,
     nafnet.ARCH.name: nafnet.ARCH,
+    restormer.ARCH.name: restormer.ARCH,
 }
 DEFAULT_ARCH = deblurgan.ARCH.name
 

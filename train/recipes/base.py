@@ -27,6 +27,9 @@ class GeneratorRecipe:
         self.cfg = t
         self.arch = archs.of(t.generator)
         self.loss_scaling = policy == "mixed_float16"
+        # The global batch losses are averaged over: train.batch_size, or the current stage's (train.stages); read
+        # when a step is traced (the trainer traces a new train function per stage).
+        self.global_batch = t.batch_size
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.generator = self.arch.build(t.generator)
@@ -62,7 +65,7 @@ class GeneratorRecipe:
 
     def average(self, per_example: tf.Tensor) -> tf.Tensor:
         """Sum over this replica's examples divided by the GLOBAL batch: the same gradients on any replica count."""
-        return tf.nn.compute_average_loss(per_example, global_batch_size=self.cfg.batch_size)
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
 
     def scaled(self, optimizer: Any, loss: tf.Tensor) -> tf.Tensor:
         return optimizer.scale_loss(loss) if self.loss_scaling else loss

@@ -85,7 +85,7 @@ class GanRecipe(GeneratorRecipe):
 
     def replica_step(self, blur: tf.Tensor, sharp: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
         t = self.cfg
-        gb = t.batch_size
+        gb = self.global_batch
         ctx = tf.distribute.get_replica_context()
         local = tf.shape(blur)[0]
         first = ctx.replica_id_in_sync_group * local
