@@ -9,7 +9,8 @@ FnApiRunner it would fall back to, built the same way (pipeline options reach th
 `multi_processing` mode its workers run through `python -m pipeline.beam_runner`, which is Beam's own SDK
 harness entry point minus the per-process log chatter (Beam's import-time apitools warning turns on a stderr
 handler at INFO in every worker); worker logs at `--default_sdk_harness_log_level` and above still reach the
-main process, and DoFns print their progress lines to stderr directly.
+main process, and DoFns print their progress lines to stderr directly. Workers ignore SIGINT and SIGTERM: on
+Ctrl-C the main process ends them (pipeline.interrupts).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -143,8 +145,14 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+WORKER_MODULE = "pipeline.beam_runner"
+
+
 def worker_command() -> str:
-    return f"{shlex.quote(sys.executable)} -m pipeline.beam_runner"
+    """The shell command Beam runs per worker. SIGINT and SIGTERM are ignored before Python starts (exec keeps
+    an ignored disposition, and Python then installs no KeyboardInterrupt handler): a Ctrl-C reaching the whole
+    process group leaves the workers alone, and the main process ends them (pipeline.interrupts)."""
+    return f"trap '' INT TERM; exec {shlex.quote(sys.executable)} -m {WORKER_MODULE}"
 
 
 def local_runner(options: Any) -> Any:
@@ -197,6 +205,8 @@ def worker_main() -> None:
     copy of a failing bundle's traceback unless debugging (GOPRO_DEBUG=1, which `--debug` exports)."""
     from pipeline.console import debug_enabled
 
+    for signum in (signal.SIGINT, signal.SIGTERM):  # worker_command ignores them already; keep it so
+        signal.signal(signum, signal.SIG_IGN)
     logging.getLogger().addHandler(logging.NullHandler())  # basicConfig() is a no-op once root has a handler
     if not debug_enabled():
         sys.stderr = _NoTracebacks(sys.stderr)

@@ -14,6 +14,7 @@ import typer
 from pipeline import __version__
 from pipeline.cli_base import ConfigOpt, Group, beam_config_defaults, config_defaults
 from pipeline.console import cli_errors, set_debug
+from pipeline.interrupts import exit_on_signal
 from pipeline.layouts import LAYOUT_CHOICES
 
 app = typer.Typer(
@@ -211,7 +212,7 @@ def shard(
     config: ConfigOpt = None,
 ) -> None:
     """Shard random-crop A/B pairs into TFRecords with Apache Beam. Only the arguments after `--` go to Beam."""
-    with cli_errors():
+    with exit_on_signal(), cli_errors():
         from pipeline.beam_runner import quiet_beam_import
         from pipeline.config import load_config, with_flags
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 import typer
 
 from pipeline.errors import GoproError
+from pipeline.interrupts import Terminated, exit_code
 
 T = TypeVar("T")
 
@@ -69,9 +70,9 @@ def cli_errors() -> Iterator[None]:
             raise
         log(f"error: {error_line(exc)}")
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        log("interrupted")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        log("interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)")
+        raise typer.Exit(exit_code(exc)) from None
     except Exception as exc:
         # TensorFlow's own errors (out of memory, a file vanishing mid-run) carry a message a user can act on;
         # anything else is a bug and keeps its traceback.

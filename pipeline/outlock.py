@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pipeline import fsio
+from pipeline import fsio, interrupts
 from pipeline.dirlock import DirLock
 
 
@@ -45,5 +45,15 @@ class OutputLock(DirLock):
         )
 
     def __enter__(self) -> OutputLock:
-        self.acquire()
+        # A Ctrl-C between creating the lock file and holding it would strand it: held back until it is taken.
+        try:
+            with interrupts.deferred():
+                self.acquire()
+        except BaseException:  # a signal held back until the lock was taken: the with-block never runs
+            self.release()
+            raise
         return self
+
+    def release(self) -> None:
+        with interrupts.deferred():
+            super().release()

@@ -79,11 +79,16 @@ def check_replaceable(out: str, overwrite: bool, marker: str, owned: Callable[[s
         raise UsageError(f"{out}: already holds {what}; pass --overwrite to replace it")
 
 
+def staging_path(out: str) -> str:
+    """`OUT.tmp-HOST-PID`: this process's staging dir for OUT (what `prepare` creates)."""
+    return out.rstrip("/") + TMP_TAG + owner_tag()
+
+
 def prepare(out: str, overwrite: bool, marker: str, owned: Callable[[str], bool]) -> str:
-    """Check OUT, recover from killed runs, and return an empty staging dir next to OUT."""
+    """Check OUT, recover from killed runs, and return an empty staging dir next to OUT (`staging_path`)."""
     recover(out)
     check_replaceable(out, overwrite, marker, owned)
-    staging = out.rstrip("/") + TMP_TAG + owner_tag()
+    staging = staging_path(out)
     fsio.delete_tree(staging)
     fsio.makedirs(staging)
     return staging

@@ -27,9 +27,10 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import create_runner
 
-from pipeline import __version__, dataset_info, fsio, manifest, publish
+from pipeline import __version__, dataset_info, fsio, interrupts, manifest, publish
 from pipeline.beam_runner import (
     LOCAL_RUNNER,
+    WORKER_MODULE,
     dask_partitions,
     is_dask,
     local_runner,
@@ -213,14 +214,16 @@ def _require_dask(name: str) -> None:
 
 def run_to_completion(p: beam.Pipeline) -> None:
     """Run a pipeline and wait for it; the Dask client a DaskRunner result holds is closed after (left open, it
-    keeps reconnecting to a cluster that has gone)."""
-    result = p.run()
-    try:
-        result.wait_until_finish()
-    finally:
-        client = getattr(result, "client", None)
-        if client is not None:
-            client.close()
+    keeps reconnecting to a cluster that has gone). On SIGINT/SIGTERM the local runner's worker processes (which
+    ignore signals) are ended first, then KeyboardInterrupt or Terminated is raised (pipeline.interrupts)."""
+    with interrupts.ending_workers(WORKER_MODULE):
+        result = p.run()
+        try:
+            result.wait_until_finish()
+        finally:
+            client = getattr(result, "client", None)
+            if client is not None:
+                client.close()
 
 
 def _beam_failure(exc: BaseException) -> str:
@@ -269,14 +272,17 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
     params = CropParams(cfg.src, cfg.crop_size, cfg.crops_per_pair, cfg.seed, cfg.encoding)
     total = sum(summary.pairs.values())
     with OutputLock(cfg.out, "shard") as lock:
-        staging = publish.prepare(out, overwrite, DATASET_FILE, is_shards_dir_entry)
-        per_split = ", ".join(f"{s} {n}" for s, n in summary.pairs.items())
-        log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
-        if too_small:
-            log(f"shard: {too_small} of {total} pairs are smaller than the {cfg.crop_size}px crop: too_small")
-        _hint_parallelism(options, summary.pairs, counts)
-        start = time.monotonic()
+        staging = publish.staging_path(out)
         try:
+            publish.prepare(out, overwrite, DATASET_FILE, is_shards_dir_entry)
+            per_split = ", ".join(f"{s} {n}" for s, n in summary.pairs.items())
+            log(f"shard: {total} pairs ({per_split}) from {summary.path} -> {cfg.out} on {where}")
+            if too_small:
+                log(
+                    f"shard: {too_small} of {total} pairs are smaller than the {cfg.crop_size}px crop: too_small"
+                )
+            _hint_parallelism(options, summary.pairs, counts)
+            start = time.monotonic()
             build_pipeline(p, summary.path, staging, params, counts, base_metadata(cfg, summary), inline)
             try:
                 with quiet_failures(not debug_enabled()):
@@ -288,7 +294,8 @@ def run(cfg: ShardConfig, overwrite: bool = False, beam_args: list[str] | None =
                 fsio.size(fsio.join(staging, s["file"])) for v in meta["splits"].values() for s in v["shards"]
             )
             lock.verify()  # a remote lock lost meanwhile: the other run's dataset is not replaced
-            publish.publish(staging, out, DATASET_FILE)
+            with interrupts.deferred():  # Ctrl-C between publish's two renames would leave no OUT
+                publish.publish(staging, out, DATASET_FILE)
         except BaseException:
             publish.discard(staging)
             raise

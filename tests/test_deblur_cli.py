@@ -149,21 +149,33 @@ def test_plan_rejects_clashes_missing_inputs_and_unknown_files(tmp_path: Path, i
 
 def test_real_generator_through_a_version_at_odd_sizes(tmp_path: Path) -> None:
     """The project's DeblurGAN generator (tiny, random weights: an untrained one is the identity) through a version,
-    tiled, at an odd size."""
+    tiled at the smallest tile its receptive field allows (26 px: 148), at an odd size; a smaller tile is refused
+    with one line naming the smallest."""
     from test_deblurrer import random_weights
 
-    from train.archs.deblurgan import DeblurGanSettings, build
+    from train.archs.deblurgan import ARCH, DeblurGanSettings, build
 
-    model = random_weights(build(DeblurGanSettings(filters=4, blocks=1, dropout=0.0)), seed=11)
-    version = save_version(tmp_path, model)
-    src = _write(tmp_path / "in" / "odd.png", smooth_image(83, 117, 12))
+    settings = DeblurGanSettings(filters=4, blocks=1, dropout=0.0)
+    model = random_weights(build(settings), seed=11)
+    version = save_version(tmp_path, model, arch=ARCH.describe(settings, 64))
+    src = _write(tmp_path / "in" / "odd.png", smooth_image(183, 317, 12))
     out = tmp_path / "out"
+    refused = runner.invoke(
+        app, ["deblur", "--model", str(version), str(src), "--out", str(out), "--tile", "144"]
+    )
+    assert refused.exit_code == 2 and not out.exists()
+    assert refused.output.strip().splitlines()[1:] == [  # after the `model: ...` line
+        "error: --tile 144: too small for a model that sees 26 px around each pixel (tiles would differ from "
+        "the whole frame); the smallest is 148"
+    ]
     result = runner.invoke(
-        app, ["deblur", "--model", str(version), str(src), "--out", str(out), "--tile", "64"]
+        app, ["deblur", "--model", str(version), str(src), "--out", str(out), "--tile", "148"]
     )
     assert result.exit_code == 0, result.output
     got = images.read(out / "odd.png")
-    assert got.shape == (83, 117, 3) and not np.array_equal(got, images.read(src))
+    assert got.shape == (183, 317, 3) and not np.array_equal(got, images.read(src))
+    whole = Deblurrer(str(version))(images.read(src))
+    assert np.abs(got.astype(np.int16) - whole).max() <= 1
 
 
 def test_a_float_tiff_outside_0_1_is_skipped_naming_the_file_and_the_range(

@@ -14,6 +14,7 @@ from shards_fixture import write_shards
 from pipeline.config import Config
 from pipeline.errors import UsageError
 from train import versions
+from train.evaluate import evaluate_version
 from train.trainer import run
 
 NAFNET = {"arch": "nafnet", "width": 4, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]}
@@ -102,14 +103,21 @@ def test_ema_average_follows_the_formula(shards: Path, tmp_path: Path) -> None:
 def test_validation_during_fit_scores_each_version(
     shards: Path, tmp_path: Path, organized_dir: Path, capfd: pytest.CaptureFixture
 ) -> None:
-    validate = {"every": 2, "src": str(organized_dir), "split": "test", "frames": 2}
+    validate = {"every": 2, "src": str(organized_dir), "split": "test", "frames": 3}  # all 3 test frames
     run(cfg(shards, tmp_path / "r", steps=3, validate=validate))
     err = capfd.readouterr().err
-    assert "validation at step 2 on 2 test frames" in err and "validation at step 3 on 2 test frames" in err
-    meta = versions.read_meta(versions.resolve_version(tmp_path / "r", "latest"))
-    scope = f"test @ {organized_dir} (2 frames)"
+    assert "validation at step 2 on 3 test frames" in err and "validation at step 3 on 3 test frames" in err
+    version = versions.resolve_version(tmp_path / "r", "latest")
+    meta = versions.read_meta(version)
+    scope = f"test @ {organized_dir} (3 frames)"
     score = meta["metrics"][scope]
-    assert score["frames"] == 2 and score["step"] == 3 and 10 < score["psnr_input"] < 60
+    assert score["frames"] == 3 and score["step"] == 3 and 10 < score["psnr_input"] < 60
+    # A version's validation score is what `evaluate` gives that version on the same frames and settings (TLC
+    # on): validation scoring a stale copy of the generator (TLC's, made at step 2) would differ.
+    evaluated = evaluate_version(version, str(organized_dir), "test", 0, 4, tf.distribute.get_strategy())
+    assert evaluated["pairs"] == 3 and evaluated["tlc"] is True
+    for key in ("psnr", "ssim", "psnr_input", "ssim_input"):
+        assert score[key] == pytest.approx(evaluated[key], abs=1e-5), key
     assert score["psnr_gain"] == pytest.approx(score["psnr"] - score["psnr_input"])
     rows = versions.table_rows(tmp_path / "r")
     assert [(r[0], r[3]) for r in rows] == [("v0001", scope)]

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from train import versions
 from train.cli import app
-from train.inference import images
+from train.inference import images, tiling
 from train.inference.deblurrer import Deblurrer
 
 pytestmark = pytest.mark.slow  # end-to-end: a fit, then every command on its version
@@ -91,24 +91,35 @@ def test_evaluate_scores_the_version(trained: tuple[Path, Path]) -> None:
 
 def test_deblur_tiles_an_image_and_runs_a_video(trained: tuple[Path, Path], tmp_path: Path) -> None:
     _, run_dir = trained
+    whole_d = Deblurrer(str(run_dir))
+    smallest = tiling.min_tile(whole_d.context, whole_d.spec.stride)  # tiles overlap by the receptive field
     src = tmp_path / "in" / "odd.png"
     src.parent.mkdir()
-    image = smooth_image(83, 117, seed=12)
+    image = smooth_image(smallest - 5, smallest + 37, seed=12)
     cv2.imwrite(str(src), image[:, :, ::-1])
     frames = [np.ascontiguousarray(smooth_image(48, 64, seed=20 + i)) for i in range(3)]  # one tile each
-    clip = write_clip(tmp_path / "in" / "clip.avi", frames, 10.0, "MJPG")
+    clip = write_clip(tmp_path / "in" / "clip.avi", frames, 10, "mjpeg", "yuvj420p")
     out = tmp_path / "out"
-    args = ["deblur", "--model", str(run_dir), str(src), str(clip), "--out", str(out), "--tile", "96"]
+    args = [
+        "deblur",
+        "--model",
+        str(run_dir),
+        str(src),
+        str(clip),
+        "--out",
+        str(out),
+        "--tile",
+        str(smallest),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     got = images.read(out / "odd.png")
-    whole_d = Deblurrer(str(run_dir))
     whole = whole_d(image)  # one tile: the frame's own attention
-    assert len(Deblurrer(whole_d.loaded, tile=96).plan(83, 117).tiles) == 2
-    assert got.shape == (83, 117, 3)
+    assert len(Deblurrer(whole_d.loaded, tile=smallest).plan(*image.shape[:2]).tiles) == 2
+    assert got.shape == image.shape
     assert np.abs(got.astype(int) - whole).max() <= 1  # 2 tiles with the whole frame's attention
     assert "frames 64x48 at 10 fps" in result.output
-    restored, _ = read_clip(out / "clip.avi")
+    restored, _ = read_clip(out / "clip.mp4")  # AVI in, H.264 in MP4 out
     assert len(restored) == 3 and restored[0].shape == (48, 64, 3)
 
 

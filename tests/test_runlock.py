@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import socket
@@ -116,3 +117,44 @@ def test_without_hard_links_the_lock_falls_back_to_exclusive_create(
         with pytest.raises(DataError, match=f"in use by pid {os.getpid()}"):
             RunLock(tmp_path).acquire()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(params=["hard links", "no hard links"])
+def no_flock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem without flock(2) (some FUSE and network mounts: ENOLCK), with or without hard links: the
+    lock then rests on the pid check alone."""
+
+    def flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    def no_link(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted", src)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    if request.param == "no hard links":
+        monkeypatch.setattr(os, "link", no_link)
+
+
+def test_without_flock_a_dead_pid_on_this_host_is_taken_over(
+    tmp_path: Path, no_flock: None, capsys: pytest.CaptureFixture
+) -> None:
+    pid = dead_pid()
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
+    with RunLock(tmp_path) as lock:
+        assert json.loads(Path(lock.path).read_text())["pid"] == os.getpid()
+        with pytest.raises(DataError, match=f"in use by pid {os.getpid()}"):  # ours, alive: refused
+            RunLock(tmp_path).acquire()
+    assert f"taking over a stale lock from pid {pid}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_flock_a_live_pid_is_trusted_and_refuses(tmp_path: Path, no_flock: None) -> None:
+    """Without flock nothing tells a live owner from a reused pid: a lock naming a running process is kept."""
+    other = {"pid": os.getppid(), "host": socket.gethostname()}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(other))
+    with pytest.raises(DataError, match=f"in use by pid {os.getppid()} on {socket.gethostname()}"):
+        RunLock(tmp_path).acquire()
+    assert json.loads((tmp_path / LOCK_FILE).read_text()) == other
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": dead_pid(), "host": "some-other-vm"}))
+    with pytest.raises(DataError, match="on some-other-vm"):  # another host's pid says nothing here
+        RunLock(tmp_path).acquire()

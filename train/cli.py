@@ -166,13 +166,14 @@ def deblur(
     model: ModelOpt = None,
     version: VersionOpt = None,
     tile: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--tile",
             min=64,
-            help="Cut images larger than this per side into overlapping, blended tiles (bounds memory).",
+            help="Cut images larger than this per side into overlapping, blended tiles (bounds memory; "
+            "default 2048, or the smallest the model allows).",
         ),
-    ] = 2048,
+    ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per model call.")] = 4,
     codec: Annotated[
         str | None,

@@ -60,6 +60,7 @@ class ModelSpec:
     input_range: tuple[float, float]
     train_size: int | None = None  # the training crop (TLC's window is 1.5x it)
     global_statistics: bool = False
+    context: int = 0  # receptive-field radius in input pixels (Arch.context): what tiles must overlap by
 
     def tlc_base(self) -> int | None:
         """TLC's window for this model, or None when it has no global statistics (or no known training size)."""
@@ -67,24 +68,48 @@ class ModelSpec:
             return None
         return nafnet.tlc_base(self.train_size)
 
+    def tile_context(self, tlc: bool) -> int:
+        """How much image around a pixel its output needs, for tiling: the receptive field, and with TLC also
+        half the statistics window (in input pixels, plus a stride for its alignment at coarse scales), so every
+        statistic window of a pixel a tile contributes lies inside that tile. What the windows' contents then
+        still see of the tile border changes a random NAFNet by at most a grey level (tests/test_tiles.py)."""
+        base = self.tlc_base() if tlc else None
+        return self.context + (base // 2 + self.stride if base else 0)
+
 
 def spec_from_meta(meta: dict[str, Any], where: str = "meta.json") -> ModelSpec:
     """The ModelSpec of a version; versions written before architectures were recorded are DeblurGAN's."""
     info = meta.get("arch")
     if info is None:
-        return ModelSpec("deblurgan", {}, deblurgan.STRIDE, deblurgan.MIN_SIZE, (-1.0, 1.0))
+        context = deblurgan.context(deblurgan.DeblurGanSettings())
+        return ModelSpec("deblurgan", {}, deblurgan.STRIDE, deblurgan.MIN_SIZE, (-1.0, 1.0), context=context)
     try:
+        name, settings = str(info["name"]), dict(info.get("settings", {}))
         return ModelSpec(
-            arch=str(info["name"]),
-            settings=dict(info.get("settings", {})),
+            arch=name,
+            settings=settings,
             stride=int(info["stride"]),
             min_size=int(info.get("min_size", info["stride"])),
             input_range=(float(info["input_range"][0]), float(info["input_range"][1])),
             train_size=int(info["train_size"]) if info.get("train_size") else None,
             global_statistics=bool(info.get("global_statistics", False)),
+            context=int(info["context"]) if "context" in info else _context(name, settings, where),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise DataError(f"{where}: unreadable `arch` entry ({exc.__class__.__name__}: {exc})") from None
+
+
+def _context(name: str, settings: dict[str, Any], where: str) -> int:
+    """The receptive-field radius of a version written before meta.json recorded it, from the registry."""
+    from pydantic import ValidationError
+
+    arch = get(name)
+    try:
+        return int(arch.context(arch.settings.model_validate(settings)))
+    except ValidationError as exc:
+        raise DataError(
+            f"{where}: `arch.settings` do not fit arch {name!r}: {exc.errors()[0]['msg']}"
+        ) from None
 
 
 def with_tlc(spec: ModelSpec, model: Any) -> Any:

@@ -37,6 +37,11 @@ class Arch:
     `tlc_base` (None: off) is the test-time local statistics window in input pixels, for archs that have
     global statistics (see train/archs/nafnet.py).
     shape_keys(settings) -> the settings that fix the weights' shapes (a resumed run may not change them).
+    context(settings) -> the receptive-field radius in input pixels: how far on each side of an output pixel
+    the input can change it through the layers' kernels (strides, upsamplings and paddings included; sum the
+    per-layer bounds below). Statistics over the whole image (instance norm, global pools) are not counted:
+    tiled inference computes them over the whole frame first, and TLC makes them local. Tiles keep this much
+    real image around every pixel they contribute, so a tiled frame equals the whole one (tiling.py).
     """
 
     name: str
@@ -46,6 +51,7 @@ class Arch:
     min_size: Callable[[Any], int]
     input_range: tuple[float, float]
     shape_keys: Callable[[Any], dict[str, Any]]
+    context: Callable[[Any], int]
     has_global_statistics: bool = False  # a global pool whose statistics TLC makes local
     torch: TorchNames | None = (
         None  # the reference code's checkpoint names (import-weights, safetensors export)
@@ -61,7 +67,25 @@ class Arch:
             "input_range": list(self.input_range),
             "train_size": int(train_size),
             "global_statistics": self.has_global_statistics,
+            "context": int(self.context(settings)),
         }
+
+
+# Receptive-field bounds of single layers, in input pixels, for `Arch.context`: `jump` is the input pixels per
+# pixel of the layer's input (its output's for an upsampling). TensorFlow's "same" padding of a stride-s conv
+# on a size divisible by s puts (k - s) // 2 pixels before, so a 3x3 stride-2 conv reads offsets 0..2.
+
+
+def conv_reach(kernel: int, stride: int = 1, jump: int = 1) -> int:
+    """How far a k x k conv reads from its output pixel's position: (k - 1) // 2 centred, k - 1 when strided
+    (the window starts at the pixel and extends one way), times `jump`."""
+    return (kernel - 1 if stride > 1 else (kernel - 1) // 2) * jump
+
+
+def upsample_reach(factor: int, jump: int) -> int:
+    """Nearest / pixel-shuffle upsampling by `factor`: output pixel i reads input pixel i // factor, up to
+    factor - 1 output pixels (of `jump` input pixels) away."""
+    return (factor - 1) * jump
 
 
 def to_range(x: Any, src: tuple[float, float], dst: tuple[float, float]) -> Any:

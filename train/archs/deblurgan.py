@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from train.archs.base import Arch, ArchSettings
+from train.archs.base import Arch, ArchSettings, conv_reach, upsample_reach
 
 STRIDE = 4  # two stride-2 stages
 MIN_SIZE = 8  # the residual blocks reflect-pad by 1 at 1/4 scale: at least 2 pixels there
@@ -86,6 +86,21 @@ def build(
     return keras.Model(blurred, sharp, name=name)
 
 
+def context(s: DeblurGanSettings) -> int:
+    """Receptive-field radius (see Arch): 18 + 8 per residual block (90 px for the default 9 blocks)."""
+    return (
+        conv_reach(7)  # head, reflect-padded 7x7
+        + conv_reach(3, 2, 1)  # down1
+        + conv_reach(3, 2, 2)  # down2
+        + s.blocks * 2 * conv_reach(3, 1, 4)  # two 3x3 convs per block at 1/4 scale
+        + upsample_reach(2, 2)
+        + conv_reach(3, 1, 2)  # up1
+        + upsample_reach(2, 1)
+        + conv_reach(3)  # up2
+        + conv_reach(7)  # tail
+    )
+
+
 def shape_keys(s: DeblurGanSettings) -> dict[str, Any]:
     # Dropout adds an RNG state variable: on/off changes what the checkpoint holds, its rate does not.
     return {"filters": s.filters, "blocks": s.blocks, "has_dropout": s.dropout > 0}
@@ -99,4 +114,5 @@ ARCH = Arch(
     min_size=lambda s: MIN_SIZE,
     input_range=(-1.0, 1.0),
     shape_keys=shape_keys,
+    context=context,
 )

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from train.archs import torch_layout as tl
-from train.archs.base import Arch, ArchSettings
+from train.archs.base import Arch, ArchSettings, conv_reach, upsample_reach
 
 TLC_FACTOR = (
     1.5  # the local window, as a multiple of the training crop (NAFNet's base_size = 1.5 x train_size)
@@ -147,6 +147,19 @@ def shape_keys(s: NafNetSettings) -> dict[str, Any]:
     }
 
 
+def context(s: NafNetSettings) -> int:
+    """Receptive-field radius (see Arch): the 3x3 depthwise conv of every NAF block at its level's scale, the
+    2x2 stride-2 downsamplings and pixel-shuffle upsamplings, intro and ending convs (294 px for the GOPRO
+    width-32 model). The channel attention's pool is a statistic, not counted (global: computed over the whole
+    frame first; TLC: local windows, which tiles see cut near their borders; measured within a level)."""
+    reach = conv_reach(3) + conv_reach(3)  # intro, ending
+    for level, (enc, dec) in enumerate(zip(s.enc_blocks, reversed(s.dec_blocks), strict=True)):
+        jump = 2**level
+        reach += enc * conv_reach(3, 1, jump) + conv_reach(2, 2, jump)  # blocks, then down
+        reach += upsample_reach(2, jump) + dec * conv_reach(3, 1, jump)  # up (1x1 conv + shuffle), blocks
+    return reach + s.middle_blocks * conv_reach(3, 1, 2 ** len(s.enc_blocks))
+
+
 def tlc_base(train_size: int) -> int:
     """The TLC window for a model trained on `train_size` crops."""
     return int(train_size * TLC_FACTOR)
@@ -224,6 +237,7 @@ ARCH = Arch(
     min_size=stride,
     input_range=(0.0, 1.0),
     shape_keys=shape_keys,
+    context=context,
     has_global_statistics=True,
     torch=tl.TorchNames("megvii-research/NAFNet NAFNet / NAFNetLocal", torch_infer, torch_table),
 )

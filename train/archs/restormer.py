@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from train.archs import torch_layout as tl
-from train.archs.base import Arch, ArchSettings
+from train.archs.base import Arch, ArchSettings, conv_reach, upsample_reach
 
 LEVELS = 4
 STRIDE = 2 ** (LEVELS - 1)  # three pixel-unshuffle downsamplings
@@ -284,6 +284,24 @@ def torch_infer(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any] | None:
     }
 
 
+def context(s: RestormerSettings) -> int:
+    """Receptive-field radius (see Arch): the two 3x3 depthwise convs of every transformer block (attention's
+    qkv and the feed-forward's) at its level's scale, each downsampling (3x3 conv + pixel unshuffle) and
+    upsampling (3x3 conv at the coarser scale + pixel shuffle), the refinement blocks, the patch embedding and
+    the output conv. The attention's channel statistics (sums over all pixels) are frame statistics, not counted."""
+    reach = conv_reach(3) + conv_reach(3)  # patch embedding, output
+    reach += 2 * s.num_refinement_blocks * conv_reach(3)
+    for level, count in enumerate(s.num_blocks):
+        jump = 2**level
+        reach += 2 * count * conv_reach(3, 1, jump)  # encoder (or latent) blocks
+        if level < len(s.num_blocks) - 1:
+            reach += conv_reach(3, 1, jump) + conv_reach(2, 2, jump)  # down: conv, then unshuffle
+        if level > 0:
+            reach += conv_reach(3, 1, jump) + upsample_reach(2, jump // 2)  # up into level - 1: conv, shuffle
+            reach += 2 * s.num_blocks[level - 1] * conv_reach(3, 1, jump // 2)  # that decoder level's blocks
+    return reach
+
+
 ARCH = Arch(
     name="restormer",
     settings=RestormerSettings,
@@ -292,5 +310,6 @@ ARCH = Arch(
     min_size=lambda s: STRIDE,
     input_range=(0.0, 1.0),
     shape_keys=shape_keys,
+    context=context,
     torch=tl.TorchNames("swz30/Restormer Restormer", torch_infer, torch_table),
 )

@@ -6,9 +6,10 @@
 
 It reads the version's architecture, stride and value range from its meta.json, turns on TLC for architectures
 with global statistics (NAFNet; `tlc=False` turns it off), pads to the stride (`pad="reflect"`, or `"zero"` as
-the NAFNet reference code does) and crops back, tiles frames larger
-than `tile` (with full-frame statistics, so tiles agree with the whole frame), and can average the x8
-self-ensemble (`ensemble=True`). The CLI (`trainctl deblur`), video, evaluation and export all go through here.
+the NAFNet reference code does) and crops back, tiles frames larger than `tile` (overlapping by the model's
+receptive field, with full-frame statistics, so tiles agree with the whole frame; a tile too small for that is
+refused), and can average the x8 self-ensemble (`ensemble=True`). The CLI (`trainctl deblur`), video, evaluation
+and export all go through here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from train.inference import images
-from train.inference.tiling import DEFAULT_TILE, Blender, plan_tiles, tile_input
+from train.inference.tiling import Blender, check_tile, default_tile, plan_tiles, tile_input
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Deblurrer:
         *,
         tlc: bool = True,
         ensemble: bool = False,
-        tile: int = DEFAULT_TILE,
+        tile: int | None = None,
         overlap: int | None = None,
         pad: str = "reflect",
     ) -> None:
@@ -75,8 +76,11 @@ class Deblurrer:
         self.spec = self.loaded.spec
         self.ensemble = ensemble
         self.pad = check_pad(pad)
-        self.tile = int(tile)
+        # Tiles overlap by what the model sees around a pixel; a tile too small for that is refused up front.
+        self.context = self.spec.tile_context(self.loaded.tlc)
+        self.tile = default_tile(self.context, self.spec.stride, overlap) if tile is None else int(tile)
         self.overlap = overlap
+        check_tile(self.tile, self.context, self.spec.stride, overlap)
         model_ = self.loaded.model
         self._unit = tf.function(restore_unit(model_, self.spec, ensemble, self.pad), reduce_retracing=True)
         self._uint8 = tf.function(restore_uint8(model_, self.spec, ensemble, self.pad), reduce_retracing=True)
@@ -145,7 +149,7 @@ class Deblurrer:
         return np.stack([images.join(self.restore(f.astype(np.float32) / 255.0), None, _RGB8) for f in batch])
 
     def plan(self, height: int, width: int) -> Any:
-        return plan_tiles(height, width, self.spec.stride, self.tile, self.overlap)
+        return plan_tiles(height, width, self.spec.stride, self.tile, self.context, self.overlap)
 
     def _prepare_frame_stats(self) -> None:
         import tensorflow as tf

@@ -2,10 +2,12 @@
 
 A frame larger than `tile` pixels on a side is cut into overlapping tiles whose origins are multiples of the
 model's stride, laid over the frame padded to the stride (the model pads it the same way when it runs whole).
-Outputs are blended with linear ramps that start a margin inside each seam, so the tile border, where the model
-sees padding instead of the neighbouring pixels, never shows. Each tile also owns a "core": the tiles' cores
+Near a seam a tile's output is not used for a margin of the model's receptive-field radius (`context`, from its
+arch): there the model saw the tile's border instead of the neighbouring pixels. Past the margin every output
+pixel saw only real image, so with full-frame statistics (frame_stats.py) it equals the whole-frame one; the
+outputs are blended with linear ramps between the margins. Each tile also owns a "core": the tiles' cores
 partition the padded frame at stride-aligned seams in the middle of each overlap, so full-frame statistics can be
-summed from tiles without counting a pixel twice (see train/inference/frame_stats.py).
+summed from tiles without counting a pixel twice; a core lies a margin inside its tile, so its features are exact.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ MIN_SIDE = (
     32  # tiny images are reflect-padded up to this so every stage of a generator has pixels to pad from
 )
 DEFAULT_TILE = 2048  # 1080p and GOPRO frames run whole; 4K frames are tiled
+MIN_RAMP = 16  # blend ramp width in pixels (at least two strides)
 
 
 def padded_size(n: int, stride: int, min_side: int = MIN_SIDE) -> int:
@@ -44,14 +47,9 @@ def tile_starts(length: int, tile: int, overlap: int, stride: int) -> list[int]:
     return [*starts, length - tile]
 
 
-def blend_ramp(n: int, ramp_start: bool, ramp_end: bool, overlap: int) -> np.ndarray:
-    """Per-pixel weight along one tile axis: 1 inside, a linear ramp over `overlap` at seams, 0 in a margin.
-
-    The margin (a quarter of the overlap) hides the tile border; at image borders there is no seam and the weight
-    stays 1.
-    """
-    margin = overlap // 4
-    width = max(1, overlap - 2 * margin)
+def blend_ramp(n: int, ramp_start: bool, ramp_end: bool, margin: int, width: int) -> np.ndarray:
+    """Per-pixel weight along one tile axis: 0 for `margin` pixels at a seam, then a linear ramp over `width`,
+    then 1. At image borders there is no seam and the weight stays 1."""
     d = np.arange(n, dtype=np.float32) + 0.5
     w = np.ones(n, dtype=np.float32)
     if ramp_start:
@@ -61,8 +59,21 @@ def blend_ramp(n: int, ramp_start: bool, ramp_end: bool, overlap: int) -> np.nda
     return w
 
 
-def default_overlap(tile: int, stride: int) -> int:
-    return max(2 * stride, tile // 8 // stride * stride)
+def seam_margin(context: int, stride: int) -> int:
+    """Pixels of a tile's output dropped at a seam: the receptive-field radius, rounded up to the stride."""
+    return -(-max(0, context) // stride) * stride
+
+
+def tile_overlap(context: int, stride: int) -> int:
+    """How much neighbouring tiles overlap: a margin on each side and a blend ramp between."""
+    return 2 * seam_margin(context, stride) + max(2 * stride, MIN_RAMP)
+
+
+def min_tile(context: int, stride: int, overlap: int | None = None) -> int:
+    """The smallest tile (a multiple of the stride) that fits the overlap twice: a tile with seams on both
+    sides keeps a pixel of its own between them."""
+    overlap = tile_overlap(context, stride) if overlap is None else overlap
+    return (2 * overlap // stride + 1) * stride
 
 
 def core_bounds(starts: list[int], size: int, length: int, stride: int) -> list[tuple[int, int]]:
@@ -100,29 +111,54 @@ class TilePlan:
         return len(self.tiles) == 1
 
 
-def plan_tiles(height: int, width: int, stride: int, tile: int, overlap: int | None = None) -> TilePlan:
-    """Where the tiles of an HxW frame go (one tile when the padded frame fits `tile`)."""
+def default_tile(context: int, stride: int, overlap: int | None = None) -> int:
+    """`DEFAULT_TILE`, or the smallest tile when the model needs more (NAFNet-32 with TLC: 2128)."""
+    return max(DEFAULT_TILE, min_tile(context, stride, overlap))
+
+
+def plan_tiles(
+    height: int, width: int, stride: int, tile: int, context: int = 0, overlap: int | None = None
+) -> TilePlan:
+    """Where the tiles of an HxW frame go (one tile when the padded frame fits `tile`), for a model whose
+    receptive-field radius is `context`; `overlap` (default `tile_overlap`) may only be larger."""
     ph, pw = padded_size(height, stride), padded_size(width, stride)
     tile = max(stride, tile // stride * stride)
     if ph <= tile and pw <= tile:
         whole = Tile(0, 0, ph, pw, np.ones((ph, pw), np.float32), (0, ph, 0, pw))
         return TilePlan(height, width, ph, pw, [whole])
-    overlap = default_overlap(tile, stride) if overlap is None else overlap
-    if not 0 < overlap < tile // 2:
-        from pipeline.errors import UsageError
-
-        raise UsageError(f"overlap={overlap} must be between 1 and half the tile ({tile})")
+    margin, needed = seam_margin(context, stride), tile_overlap(context, stride)
+    overlap = needed if overlap is None else overlap
+    check_tile(tile, context, stride, overlap)
     th, tw = min(tile, ph), min(tile, pw)
     ys, xs = tile_starts(ph, tile, overlap, stride), tile_starts(pw, tile, overlap, stride)
     cores_y, cores_x = core_bounds(ys, th, ph, stride), core_bounds(xs, tw, pw, stride)
+    ramp = overlap - 2 * margin
     tiles = []
     for y0, (cy0, cy1) in zip(ys, cores_y, strict=True):
-        wy = blend_ramp(th, y0 > 0, y0 + th < ph, overlap)
+        wy = blend_ramp(th, y0 > 0, y0 + th < ph, margin, ramp)
         for x0, (cx0, cx1) in zip(xs, cores_x, strict=True):
-            wx = blend_ramp(tw, x0 > 0, x0 + tw < pw, overlap)
+            wx = blend_ramp(tw, x0 > 0, x0 + tw < pw, margin, ramp)
             core = (cy0 - y0, cy1 - y0, cx0 - x0, cx1 - x0)
             tiles.append(Tile(y0, x0, th, tw, wy[:, None] * wx[None, :], core))
     return TilePlan(height, width, ph, pw, tiles)
+
+
+def check_tile(tile: int, context: int, stride: int, overlap: int | None = None) -> None:
+    """UsageError unless `tile` (and `overlap`, if given) leave every tiled pixel its full receptive field."""
+    from pipeline.errors import UsageError
+
+    needed, tile = tile_overlap(context, stride), tile // stride * stride
+    if overlap is not None and overlap < needed:
+        raise UsageError(
+            f"overlap {overlap}: too small for a model that sees {context} px around each pixel; "
+            f"the smallest is {needed}"
+        )
+    smallest = min_tile(context, stride, overlap)
+    if tile < smallest:
+        raise UsageError(
+            f"--tile {tile}: too small for a model that sees {context} px around each pixel (tiles would "
+            f"differ from the whole frame); the smallest is {smallest}"
+        )
 
 
 def tile_input(image: np.ndarray, t: Tile) -> np.ndarray:
