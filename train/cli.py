@@ -1,4 +1,4 @@
-"""`trainctl`: train generators (DeblurGAN, NAFNet) on the shards, evaluate, deblur images and videos, export
+"""`trainctl`: train generators (DeblurGAN, NAFNet, Restormer) on the shards, evaluate, deblur images and videos, export
 them (SavedModel, TFLite, Keras, safetensors), import published PyTorch weights, list versions.
 
 Commands parse flags, load pipeline.yaml, and call one library function; TensorFlow is imported inside commands.
@@ -79,7 +79,7 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Train and use deblurring generators (DeblurGAN, NAFNet)."""
+    """Train and use deblurring generators (DeblurGAN, NAFNet, Restormer)."""
     set_debug(debug)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,7 +87,7 @@ def main(
 
 @app.command(cls=Command)
 def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = None) -> None:
-    """Train the generator train.generator.arch names (deblurgan or nafnet), with a critic when
+    """Train the generator train.generator.arch names (deblurgan, nafnet or restormer), with a critic when
     train.loss.adversarial > 0; rerunning with the same run_dir resumes from the last checkpoint."""
     with cli_errors():
         from pipeline.config import load_config
