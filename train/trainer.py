@@ -208,7 +208,8 @@ class _Fit:
                 f"fit: {self.arch.name} generator ({self.recipe.generator.count_params():,} parameters), "
                 f"{recipe}{ema}; {describe(self.strategy)}, {replicas} replica(s) on {self.cluster.workers} "
                 f"worker(s), global batch {t.batch_size} ({t.batch_size // replicas} per replica), precision "
-                f"{self.policy}, {self.info.examples('train')} training crops in {t.data}; {where}, training to "
+                f"{self.policy}{', XLA' if t.jit_compile else ''}, {self.info.examples('train')} training crops "
+                f"in {t.data}; {where}, training to "
                 f"step {t.steps}"
             )
 
@@ -372,7 +373,11 @@ class _Fit:
             if step >= t.steps:
                 return self._finished_already(step)
             fn = train_function(
-                self.strategy, self.recipe, self.ema, first_replica=self.cluster.index * self.local_replicas
+                self.strategy,
+                self.recipe,
+                self.ema,
+                first_replica=self.cluster.index * self.local_replicas,
+                jit_compile=t.jit_compile,
             )
             cap = 1  # steps per call: grows to ~SECONDS_PER_CALL of work once a step has been timed
             self.runlog.start(step)

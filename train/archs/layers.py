@@ -197,7 +197,9 @@ class PixelShuffle(layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class UpsampleNearest(layers.Layer):
     """x`factor` nearest-neighbour upsampling that keeps the channel count static in the graph (Keras'
-    UpSampling2D loses it on images of unknown size, which TFLite's converter cannot take)."""
+    UpSampling2D loses it on images of unknown size, which TFLite's converter cannot take). Each pixel is
+    repeated by broadcasting and a reshape (the same values as tf.image.resize "nearest" at an integer factor):
+    its gradient is a sum XLA compiles, where ResizeNearestNeighborGrad has no XLA kernel (train.jit_compile)."""
 
     def __init__(self, factor: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -206,10 +208,14 @@ class UpsampleNearest(layers.Layer):
     def call(self, x: Any) -> Any:
         import tensorflow as tf
 
+        f, channels = self.factor, x.shape[-1]
         shape = tf.shape(x)
-        size = tf.stack([shape[1] * self.factor, shape[2] * self.factor])
-        y = tf.image.resize(x, size, method="nearest")
-        return tf.cast(tf.ensure_shape(y, [None, None, None, x.shape[-1]]), x.dtype)
+        b, h, w = shape[0], shape[1], shape[2]
+        # reshape, not x[:, :, None, :, None]: TFLite's builtin ops have no strided slice adding axes
+        pixels = tf.reshape(x, tf.stack([b, h, 1, w, 1, shape[3]]))
+        tiled = tf.broadcast_to(pixels, tf.stack([b, h, f, w, f, shape[3]]))
+        y = tf.reshape(tiled, tf.stack([b, h * f, w * f, shape[3]]))
+        return tf.ensure_shape(y, [None, None, None, channels])
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         b, h, w, c = input_shape
