@@ -213,8 +213,8 @@ def test_naf_blocks_start_as_the_identity(float32_policy: None) -> None:
 
 
 def test_nearest_upsampling_repeats_pixels_and_its_gradient_compiles_with_xla() -> None:
-    """The same values as tf.image.resize "nearest" at factor 2 (float32 and a float16 layer); its gradient
-    (each input pixel's output gradients summed) compiles under XLA (train.jit_compile), resize's does not."""
+    """tf.image.resize "nearest" at factor 2 (float32 and a float16 layer); its gradient (each input pixel's
+    output gradients summed) compiles under XLA (train.jit_compile), resize's own does not."""
     x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 5, 7, 3)).astype(np.float32))
     up = layers.UpsampleNearest(2)
     np.testing.assert_array_equal(up(x).numpy(), tf.image.resize(x, [10, 14], method="nearest").numpy())

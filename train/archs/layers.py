@@ -197,9 +197,9 @@ class PixelShuffle(layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class UpsampleNearest(layers.Layer):
     """x`factor` nearest-neighbour upsampling that keeps the channel count static in the graph (Keras'
-    UpSampling2D loses it on images of unknown size, which TFLite's converter cannot take). Each pixel is
-    repeated by broadcasting and a reshape (the same values as tf.image.resize "nearest" at an integer factor):
-    its gradient is a sum XLA compiles, where ResizeNearestNeighborGrad has no XLA kernel (train.jit_compile)."""
+    UpSampling2D loses it on images of unknown size, which TFLite's converter cannot take). Its gradient, each
+    input pixel's f x f output gradients summed, is a sum pool: XLA compiles it (train.jit_compile), where
+    TensorFlow's own ResizeNearestNeighborGrad has no XLA kernel."""
 
     def __init__(self, factor: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -208,14 +208,19 @@ class UpsampleNearest(layers.Layer):
     def call(self, x: Any) -> Any:
         import tensorflow as tf
 
-        f, channels = self.factor, x.shape[-1]
-        shape = tf.shape(x)
-        b, h, w = shape[0], shape[1], shape[2]
-        # reshape, not x[:, :, None, :, None]: TFLite's builtin ops have no strided slice adding axes
-        pixels = tf.reshape(x, tf.stack([b, h, 1, w, 1, shape[3]]))
-        tiled = tf.broadcast_to(pixels, tf.stack([b, h, f, w, f, shape[3]]))
-        y = tf.reshape(tiled, tf.stack([b, h * f, w * f, shape[3]]))
-        return tf.ensure_shape(y, [None, None, None, channels])
+        f = self.factor
+
+        @tf.custom_gradient
+        def upsample(v: Any) -> Any:
+            shape = tf.shape(v)
+            y = tf.image.resize(v, tf.stack([shape[1] * f, shape[2] * f]), method="nearest")
+
+            def grad(dy: Any) -> Any:
+                return tf.nn.avg_pool2d(dy, f, f, "VALID") * float(f * f)
+
+            return tf.cast(y, v.dtype), grad
+
+        return tf.ensure_shape(upsample(x), [None, None, None, x.shape[-1]])
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         b, h, w, c = input_shape
