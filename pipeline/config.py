@@ -190,6 +190,9 @@ class TrainConfig(_Section):
     crop_size: int = Field(256, ge=4)
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
     mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    # XLA for each replica's compiled train step. Off by default: 0.18x the plain step on a 2-core CPU (NOTES.md);
+    # `make gpu-check` measures it on a GPU before you turn it on there.
+    jit_compile: bool = False
     generator: GeneratorConfig = Field(default_factory=lambda: ARCHS[DEFAULT_ARCH].settings())
     critic: CriticConfig = CriticConfig()
     loss: LossConfig = LossConfig()

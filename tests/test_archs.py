@@ -222,6 +222,27 @@ def test_naf_blocks_start_as_the_identity(float32_policy: None) -> None:
     np.testing.assert_array_equal(before.numpy(), after.numpy())
 
 
+def test_nearest_upsampling_repeats_pixels_and_its_gradient_compiles_with_xla() -> None:
+    """tf.image.resize "nearest" at factor 2 (float32 and a float16 layer); its gradient (each input pixel's
+    output gradients summed) compiles under XLA (train.jit_compile), resize's own does not."""
+    x = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 5, 7, 3)).astype(np.float32))
+    up = layers.UpsampleNearest(2)
+    np.testing.assert_array_equal(up(x).numpy(), tf.image.resize(x, [10, 14], method="nearest").numpy())
+    half = layers.UpsampleNearest(2, dtype="float16")(tf.cast(x, tf.float16))
+    assert half.dtype == tf.float16 and np.array_equal(half.numpy(), up(x).numpy().astype(np.float16))
+    weights = tf.constant(np.arange(10 * 14 * 3, dtype=np.float32).reshape(1, 10, 14, 3))
+
+    @tf.function(jit_compile=True)
+    def grad(v: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            loss = tf.reduce_sum(up(v) * weights)
+        return tape.gradient(loss, v)
+
+    want = weights.numpy().reshape(1, 5, 2, 7, 2, 3).sum(axis=(2, 4))
+    np.testing.assert_allclose(grad(x[:1]).numpy(), want)
+
+
 def test_simple_gate_and_pixel_shuffle_values() -> None:
     x = np.arange(2 * 2 * 4, dtype=np.float32).reshape(1, 2, 2, 4)
     np.testing.assert_array_equal(layers.SimpleGate()(x).numpy(), x[..., :2] * x[..., 2:])

@@ -311,3 +311,18 @@ def test_no_cap_without_a_restoration_loss(shards: Path, tmp_path: Path) -> None
         logged(tmp_path / "r", f"loss/{tag}")[1] for tag in ("generator_total", "adversarial")
     )
     assert total == pytest.approx(adversarial, rel=1e-6) and total != 0.0
+
+
+@pytest.mark.slow
+def test_jit_compile_trains_the_same_steps_through_xla(
+    shards: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """`train.jit_compile: true` has XLA compile each replica's step: the same two steps from the same start give
+    the same weights (up to float rounding in fused kernels)."""
+    plain = run(cfg(shards, tmp_path / "p", steps=2))
+    assert "XLA" not in capfd.readouterr().err
+    xla = run(cfg(shards, tmp_path / "x", steps=2, jit_compile=True))
+    assert "precision float32, XLA," in capfd.readouterr().err
+    assert json.loads((tmp_path / "x" / "run.json").read_text())["train"]["jit_compile"] is True
+    for a, b in zip(weights(plain.generator), weights(xla.generator), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)

@@ -14,12 +14,16 @@ from typing import Any
 import tensorflow as tf
 
 
-def train_function(strategy: Any, recipe: Any, ema: Any = None, first_replica: int = 0) -> Any:
+def train_function(
+    strategy: Any, recipe: Any, ema: Any = None, first_replica: int = 0, jit_compile: bool = False
+) -> Any:
     """`fn(iterator, n) -> (metrics, finite)`.
 
     `iterator` is this worker's plain tf.data iterator (checkpointable, unlike a distributed iterator) over
     batches stacked per local replica, [local_replicas, per_replica_batch, h, w, 3]; each replica takes its
-    slice on its own device. `first_replica` is the global id of this worker's first replica.
+    slice on its own device. `first_replica` is the global id of this worker's first replica. `jit_compile`
+    (`train.jit_compile`) has XLA compile each replica's step (the loop around it reads the iterator, which XLA
+    cannot compile); in TF 2.21 it fails for variables mirrored over logical CPU devices.
     """
     names = recipe.metrics
 
@@ -39,6 +43,8 @@ def train_function(strategy: Any, recipe: Any, ema: Any = None, first_replica: i
         # The recipes branch on settings only, never on tensors: autograph's source rewrite of them (and of all
         # they call) would only cost start-up time, several seconds per fit.
         run = tf.autograph.experimental.do_not_convert(replica_step)
+        if jit_compile:
+            run = tf.function(run, jit_compile=True, autograph=False)
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(run, args=args), axis=None)
         return {k: total[i] for i, k in enumerate(names)}
 

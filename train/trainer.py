@@ -251,8 +251,8 @@ class _Fit:
                 f"fit: {self.arch.name} generator ({self.recipe.generator.count_params():,} parameters), "
                 f"{recipe}{ema}; {describe(self.strategy)}, {replicas} replica(s) on {self.cluster.workers} "
                 f"worker(s), global batch {batch} ({batch // replicas} per replica), precision "
-                f"{self.policy}, {self.info.examples('train')} training crops in {t.data}; {where}{staged}, "
-                f"training to step {t.steps}"
+                f"{self.policy}{', XLA' if t.jit_compile else ''}, {self.info.examples('train')} training crops "
+                f"in {t.data}; {where}{staged}, training to step {t.steps}"
             )
 
     # ---- hooks -----------------------------------------------------------------------------------------------
@@ -373,7 +373,8 @@ class _Fit:
         from train.loop import train_function
 
         first = self.cluster.index * self.local_replicas
-        return train_function(self.strategy, self.recipe, self.ema, first_replica=first)
+        jit = self.t.jit_compile
+        return train_function(self.strategy, self.recipe, self.ema, first_replica=first, jit_compile=jit)
 
     def _run_steps(self, fn: Any, n: int) -> tuple[int, dict[str, float]]:
         """Run up to `n` steps in one call; map data errors to DataError and stop on a non-finite loss."""

@@ -2,9 +2,10 @@
 
 An `Arch` is a registry entry (train/archs/__init__.py): it builds the Keras model from its settings section
 (`train.generator` in pipeline.yaml), and knows the model's stride (height and width must be multiples of it),
-its minimum size and the value range its input and output use. A version's meta.json records all of it, so
-inference reads them from the version, not from the code. This module and the arch modules import no Keras at
-module level: pipeline.yaml is validated with their settings classes before TensorFlow loads.
+its minimum size, the value range its input and output use, and its receptive field (how much tiles of a
+large frame must overlap). A version's meta.json records all of it, so inference reads them from the version,
+not from the code. This module and the arch modules import no Keras at module level: pipeline.yaml is validated
+with their settings classes before TensorFlow loads.
 """
 
 from __future__ import annotations

@@ -197,7 +197,9 @@ class PixelShuffle(layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class UpsampleNearest(layers.Layer):
     """x`factor` nearest-neighbour upsampling that keeps the channel count static in the graph (Keras'
-    UpSampling2D loses it on images of unknown size, which TFLite's converter cannot take)."""
+    UpSampling2D loses it on images of unknown size, which TFLite's converter cannot take). Its gradient, each
+    input pixel's f x f output gradients summed, is a sum pool: XLA compiles it (train.jit_compile), where
+    TensorFlow's own ResizeNearestNeighborGrad has no XLA kernel."""
 
     def __init__(self, factor: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -206,10 +208,19 @@ class UpsampleNearest(layers.Layer):
     def call(self, x: Any) -> Any:
         import tensorflow as tf
 
-        shape = tf.shape(x)
-        size = tf.stack([shape[1] * self.factor, shape[2] * self.factor])
-        y = tf.image.resize(x, size, method="nearest")
-        return tf.cast(tf.ensure_shape(y, [None, None, None, x.shape[-1]]), x.dtype)
+        f = self.factor
+
+        @tf.custom_gradient
+        def upsample(v: Any) -> Any:
+            shape = tf.shape(v)
+            y = tf.image.resize(v, tf.stack([shape[1] * f, shape[2] * f]), method="nearest")
+
+            def grad(dy: Any) -> Any:
+                return tf.nn.avg_pool2d(dy, f, f, "VALID") * float(f * f)
+
+            return tf.cast(y, v.dtype), grad
+
+        return tf.ensure_shape(upsample(x), [None, None, None, x.shape[-1]])
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         b, h, w, c = input_shape
