@@ -125,4 +125,7 @@ def test_reexport_replaces_and_foreign_folder_is_refused(tmp_path: Path) -> None
     result = runner.invoke(
         app, ["export", "--model", str(version), "--out", str(tmp_path / "y"), "--format", "onnx"]
     )
-    assert result.exit_code == 2 and "--format onnx: unknown (use savedmodel, tflite, keras)" in result.output
+    assert (
+        result.exit_code == 2
+        and "--format onnx: unknown (use savedmodel, tflite, keras, safetensors)" in result.output
+    )
