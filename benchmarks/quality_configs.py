@@ -7,6 +7,11 @@ named: `-cap`: the adversarial gradient held at most 1% of L1's at the output ke
 the default); `-drift`: the critic's drift penalty. NAFNet small: width 16, one block per level, PSNR loss, AdamW
 1e-3 (weight decay 1e-3, betas 0.9/0.9), cosine to 1e-7; `nafnet-l1`: the same with DeblurGAN small's L1 loss
 instead (architecture against architecture at one loss); `-lr3e-3`: a peak learning rate of 3e-3 instead of 1e-3.
+Restormer small: dim 16, one block per level, one refinement block, heads [1, 2, 4, 8], with the reference recipe
+(L1, AdamW 3e-4, weight decay 1e-4, betas 0.9/0.999, the rate held for 92/300 of the steps then cosine to 1e-6,
+gradient clipping at global norm 0.01); `restormer-2stage`: the same images seen in two stages, the first half of
+the steps at 2/3 of the crop with 1.5x the batch, the second at the crop with half the batch (the reference's
+shape: small crops in large batches first).
 """
 
 from __future__ import annotations
@@ -124,6 +129,55 @@ def nafnet(
     return phases
 
 
+# The small Restormer (dim 16, one block per level, one refinement block) with configs/restormer-gopro.yaml's recipe;
+# `hold_steps` is set per budget (92/300 of the steps, as the reference holds 92k of 300k).
+RESTORMER_SMALL: dict[str, Any] = {
+    "generator": {
+        "arch": "restormer",
+        "dim": 16,
+        "num_blocks": [1, 1, 1, 1],
+        "num_refinement_blocks": 1,
+        "heads": [1, 2, 4, 8],
+        "ffn_expansion_factor": 2.66,
+        "bias": False,
+        "layer_norm": "with_bias",
+    },
+    "loss": {"perceptual": 0.0, "adversarial": 0.0, "pixel": 1.0, "psnr": 0.0, "perceptual_weights": "none"},
+    "optimizer": {
+        "name": "adamw",
+        "lr": 3e-4,
+        "weight_decay": 1e-4,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "schedule": "cosine",
+        "min_lr": 1e-6,
+        "clip_norm": 0.01,
+    },
+}
+HOLD_FRACTION = 92 / 300
+
+
+def restormer(stages: int = 1) -> Callable[[Path, Path, dict, int], list[dict]]:
+    """RESTORMER_SMALL in one stage at the budget's crop and batch, or in two stages seeing as many images (the
+    first half of the steps at 2/3 of the crop, rounded to the stride 8, in batches of 1.5x, the rest at the crop
+    in batches of 0.5x)."""
+
+    def phases(shards: Path, run_dir: Path, budget: dict, seed: int) -> list[dict]:
+        t = _base(shards, run_dir, budget, seed)
+        t.update(copy.deepcopy(RESTORMER_SMALL))
+        t["optimizer"]["hold_steps"] = int(t["steps"] * HOLD_FRACTION)
+        if stages == 2:
+            steps, crop, batch = t.pop("steps"), t.pop("crop_size"), t.pop("batch_size")
+            first = steps // 2
+            t["stages"] = [
+                {"steps": first, "crop_size": crop * 2 // 3 // 8 * 8, "batch_size": batch * 3 // 2},
+                {"steps": steps - first, "crop_size": crop, "batch_size": batch // 2},
+            ]
+        return [{"train": t}]
+
+    return phases
+
+
 L1 = {"pixel": 1.0, "perceptual_weights": "none"}  # DeblurGAN small's loss, for NAFNet against it at one loss
 
 CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
@@ -138,6 +192,8 @@ CONFIGS: dict[str, Callable[[Path, Path, dict, int], list[dict]]] = {
     "nafnet-l1": nafnet(L1),
     "nafnet-lr3e-3": nafnet(lr=3e-3),
     "nafnet-l1-lr3e-3": nafnet(L1, lr=3e-3),
+    "restormer": restormer(),
+    "restormer-2stage": restormer(stages=2),
 }
 
 

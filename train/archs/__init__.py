@@ -1,8 +1,10 @@
 """Generator architectures: an explicit registry, name -> `Arch` (see train/archs/base.py).
 
 A new architecture is one module here defining its settings class, `build` and an `ARCH` entry, plus its line in
-`ARCHS` (custom Keras layers it needs go to train/archs/layers.py). pipeline.yaml's `train.generator` accepts the
-settings of every registered arch, chosen by `arch:`. Importing this package does not import Keras.
+`ARCHS` (custom Keras layers it needs go to train/archs/layers.py, or to a module of their own listed in
+train/__init__.py's REGISTERING_MODULES, as Restormer's; a layer with whole-image statistics is made known to
+tiled inference in train/inference/frame_stats.py). pipeline.yaml's `train.generator` accepts the settings of every
+registered arch, chosen by `arch:`. Importing this package does not import Keras.
 """
 
 from __future__ import annotations

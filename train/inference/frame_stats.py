@@ -59,17 +59,20 @@ class _Statistic:
     shapes: Callable[[Any], list[tuple[int, ...]]]
 
 
+MOMENTS = _Statistic(_moments, _mean_var, lambda layer: [(int(layer.input.shape[-1]),)] * 2)
+COSINE = _Statistic(
+    _gram, _cosine, lambda layer: [(layer.heads,) + (int(layer.input.shape[-1]) // 3 // layer.heads,) * 2]
+)
+
+
 def _kind(layer: Any) -> _Statistic | None:
+    """The statistic `layer` computes over the whole image it sees (None: it has none)."""
     from train.archs.layers import InstanceNormalization, MeanPool2D
     from train.archs.restormer_layers import ChannelAttention
 
-    channels = lambda lyr: [(int(lyr.input.shape[-1]),)] * 2  # noqa: E731
     if isinstance(layer, InstanceNormalization) or (isinstance(layer, MeanPool2D) and layer.window is None):
-        return _Statistic(_moments, _mean_var, channels)
-    if isinstance(layer, ChannelAttention):
-        ch = int(layer.input.shape[-1]) // 3 // layer.heads
-        return _Statistic(_gram, _cosine, lambda lyr: [(lyr.heads, ch, ch)])
-    return None
+        return MOMENTS
+    return COSINE if isinstance(layer, ChannelAttention) else None
 
 
 def statistic_layers(model: Any) -> list[Any]:
