@@ -38,7 +38,7 @@ from train.archs import deblurgan, nafnet  # noqa: E402
 from train.inference import files  # noqa: E402
 from train.inference.deblurrer import Deblurrer, load  # noqa: E402
 from train.inference.video import deblur_video  # noqa: E402
-from train.versions import write_version  # noqa: E402
+from train.run.versions import write_version  # noqa: E402
 
 MODELS = {
     "deblurgan_small": deblurgan.DeblurGanSettings(filters=16, blocks=3, dropout=0.0),

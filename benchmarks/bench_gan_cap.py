@@ -1,7 +1,7 @@
 """The cost of `train.loss.adversarial_cap`: GAN step time with and without it, side by side in one process.
 
 The small DeblurGAN of bench_quality (16 filters, 3 blocks, critic 16 filters and 1 update, L1 + adversarial 0.001)
-at batch 16 and 96 px crops, float32, on random data; each recipe's compiled `train.loop.train_function`, warmed up,
+at batch 16 and 96 px crops, float32, on random data; each recipe's compiled `train.fit.loop.train_function`, warmed up,
 then timed in interleaved rounds. Prints one JSON object.
 
     .venv/bin/python benchmarks/bench_gan_cap.py [--steps 20] [--rounds 3] [--batch 16] [--crop 96]
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
-from train.loop import train_function  # noqa: E402
+from train.fit.loop import train_function  # noqa: E402
 from train.recipes import make_recipe  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Input pipeline speed vs what a train step consumes (goal: input >= 5x faster than the step needs).
 
 Shards are written with the real record schema (tests/shards_fixture.py: bundled photographs, motion blur) at the
-shard stage's default crop (256) in both encodings; `train.data.make_dataset` then streams random training crops
+shard stage's default crop (256) in both encodings; `train.fit.data.make_dataset` then streams random training crops
 exactly as `trainctl fit` does (parallel interleave, shuffle, decode, paired crop/flip/rot90, batch, prefetch).
 The consumer rate is the trainer's fused step on the same batches, for the full DeblurGAN (64 filters, 9 blocks,
 5 critic updates) and for the demo-sized model (16 filters, 3 blocks, pixel loss only), the most demanding
@@ -32,8 +32,8 @@ from shards_fixture import write_shards  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
 from train import strategy  # noqa: E402
-from train.data import make_dataset, stack_replicas  # noqa: E402
-from train.loop import train_function  # noqa: E402
+from train.fit.data import make_dataset, stack_replicas  # noqa: E402
+from train.fit.loop import train_function  # noqa: E402
 from train.recipes import make_recipe  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from shards_fixture import write_shards  # noqa: E402
 FIT = """
 import json, resource, sys
 from pipeline.config import Config
-from train.trainer import run
+from train.fit.trainer import run
 cfg = Config.model_validate(json.loads(sys.argv[1]))
 result = run(cfg)
 print(json.dumps({"step": result.step, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

@@ -32,10 +32,11 @@ from quality_configs import NAFNET_SMALL  # noqa: E402
 from shards_fixture import write_shards  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
-from train import archs, losses, strategy  # noqa: E402
-from train.data import make_dataset, stack_replicas  # noqa: E402
-from train.loop import train_function  # noqa: E402
-from train.optimizers import learning_rate_fn  # noqa: E402
+from train import archs, strategy  # noqa: E402
+from train.fit import losses  # noqa: E402
+from train.fit.data import make_dataset, stack_replicas  # noqa: E402
+from train.fit.loop import train_function  # noqa: E402
+from train.fit.optimizers import learning_rate_fn  # noqa: E402
 from train.recipes import make_recipe  # noqa: E402
 
 

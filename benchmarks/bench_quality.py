@@ -1,8 +1,8 @@
 """Held-out quality per architecture and recipe at one budget: PSNR/SSIM gain over the blurred input.
 
 For each dataset (quality_data.py: the built-in `sample`, and `photos`, real photographs with synthetic motion
-split by photo) and each configuration below, trains with `train.trainer.run` (what `trainctl fit` runs) in a
-fresh process, then scores the final version on the full held-out frames with `train.evaluate.evaluate_version`
+split by photo) and each configuration below, trains with `train.fit.trainer.run` (what `trainctl fit` runs) in a
+fresh process, then scores the final version on the full held-out frames with `train.evaluation.evaluate.evaluate_version`
 (what `trainctl evaluate` runs). Every configuration gets the same steps, batch and crop. Prints one JSON line
 per (dataset, configuration): held-out PSNR/SSIM of the model and of the input, the gain, fit seconds, and for
 GAN runs the adversarial loss and critic scores over training (from the run's TensorBoard events).
@@ -36,9 +36,9 @@ QUICK_CONFIGS = ("deblurgan-l1", "deblurgan-gan", "nafnet")
 CHILD = """
 import json, sys, time
 from pipeline.config import Config
-from train import trainer
-from train.evaluate import evaluate_version
-from train.versions import resolve_version
+from train.fit import trainer
+from train.evaluation.evaluate import evaluate_version
+from train.run.versions import resolve_version
 import tensorflow as tf
 phases, src = json.loads(sys.argv[1]), sys.argv[2]
 seconds = 0.0

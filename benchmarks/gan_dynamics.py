@@ -1,7 +1,7 @@
 """Why the adversarial term costs PSNR: the critic's scores and the generator's gradients over one GAN fit.
 
 Trains one bench_quality configuration with the trainer's own pieces (the recipe's replica step inside
-train.loop's compiled steps-per-call function, the same data, schedule and precision as `trainctl fit`), and every
+train.fit.loop's compiled steps-per-call function, the same data, schedule and precision as `trainctl fit`), and every
 `--every` steps measures on a fixed probe batch of training crops:
   - the critic's mean score on sharp images D(y) and on restorations D(G(x)) (their drift), and its input-gradient
     norm ||grad_x D|| at both (WGAN-GP aims for 1);
@@ -35,10 +35,11 @@ import quality_data  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
-from train import losses, strategy  # noqa: E402
-from train.data import make_dataset, stack_replicas  # noqa: E402
-from train.evaluate import load_pair, make_batch_predictor, read_split_rows, score_pair  # noqa: E402
-from train.loop import train_function  # noqa: E402
+from train import strategy  # noqa: E402
+from train.evaluation.evaluate import load_pair, make_batch_predictor, read_split_rows, score_pair  # noqa: E402
+from train.fit import losses  # noqa: E402
+from train.fit.data import make_dataset, stack_replicas  # noqa: E402
+from train.fit.loop import train_function  # noqa: E402
 from train.recipes.gan import GanRecipe  # noqa: E402
 
 

@@ -35,7 +35,7 @@ def batches(strategy: Any, per_replica: int, crop: int, seed: int = 0) -> Any:
     """An endless iterator of [replicas, per_replica, crop, crop, 3] (blur, sharp) batches, as the trainer's."""
     import tensorflow as tf
 
-    from train.data import stack_replicas
+    from train.fit.data import stack_replicas
 
     blur, sharp = pairs(4 * per_replica * strategy.num_replicas_in_sync, crop, seed)
     ds = tf.data.Dataset.from_tensor_slices((blur, sharp)).repeat().batch(per_replica, drop_remainder=True)
@@ -47,7 +47,7 @@ def prepare(t: Any, strategy: Any, policy: str, jit: bool = False) -> tuple[Any,
     trainer's compiled steps-per-call function."""
     import keras
 
-    from train.loop import train_function
+    from train.fit.loop import train_function
     from train.recipes import make_recipe
     from train.strategy import set_precision
 

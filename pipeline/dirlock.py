@@ -1,6 +1,6 @@
 """One writer per output directory: a lock file naming the owner (pid, host), refused to a second writer.
 
-`trainctl fit` locks RUN/fit.lock (train.runlock), `organize` and `shard` a `.OUT.lock` beside OUT (outlock.py).
+`trainctl fit` locks RUN/fit.lock (train.run.runlock), `organize` and `shard` a `.OUT.lock` beside OUT (outlock.py).
 A lock left by a process that died on this host is taken over with a notice; one from another host never is,
 since we cannot tell whether that process is alive.
 
@@ -11,7 +11,7 @@ crash exactly one wins. Without flock or hard links (some FUSE mounts) it falls 
 
 Object stores have no exclusive create: the lock is written with a random token and read back after
 `REMOTE_SETTLE_S`; of two runs that start together the last writer wins (the store is strongly consistent) and the
-other sees a foreign token and refuses. Remote I/O goes through `pipeline.fsio` (Beam FileSystems); train.runlock
+other sees a foreign token and refuses. Remote I/O goes through `pipeline.fsio` (Beam FileSystems); train.run.runlock
 swaps in tf.io.gfile, which the trainer uses for the rest of a run dir.
 """
 
@@ -112,7 +112,7 @@ class DirLock:
     def lost(self, other: dict[str, Any]) -> str:
         return f"{self.path}: the lock was taken over by {self.who(other)}; stopping"
 
-    # ---- I/O: local through the OS, remote through fsio (overridden by train.runlock) --------------------------
+    # ---- I/O: local through the OS, remote through fsio (overridden by train.run.runlock) --------------------------
 
     def _remote_read(self) -> str:
         return fsio.read_bytes(self.path).decode("utf-8")

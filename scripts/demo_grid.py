@@ -25,8 +25,8 @@ def main() -> None:
 
     from pipeline.fsio import write_png
     from pipeline.manifest import read_pairs
+    from train.fit.samples import sample_grid
     from train.inference.images import read
-    from train.samples import sample_grid
 
     rows = [pair for pair in read_pairs(str(args.organized)) if pair.split == args.split][: args.pairs]
     paths = [

@@ -1,4 +1,4 @@
-"""Run `train.trainer.run` in a fresh process and save the final generator weights (for distribution tests).
+"""Run `train.fit.trainer.run` in a fresh process and save the final generator weights (for distribution tests).
 
     python tests/fit_driver.py CONFIG.yaml OUT.npz [--logical-cpus N] [--set key=value ...]
 
@@ -34,7 +34,7 @@ def main() -> None:
             cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus
         )
     from pipeline.config import load_config
-    from train.trainer import run
+    from train.fit.trainer import run
 
     result = run(load_config(args.config, args.overrides))
     weights = result.generator.get_weights()

@@ -1,4 +1,4 @@
-"""RealBlur's ECC protocol (train/alignment.py) on known shifts, gains and borders, against skimage's SSIM map."""
+"""RealBlur's ECC protocol (train/evaluation/alignment.py) on known shifts, gains and borders, against skimage's SSIM map."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from train.alignment import ecc_align, masked_psnr, masked_ssim
-from train.metrics import psnr
-from train.pair_scores import align_for, score_pair
+from train.evaluation.alignment import ecc_align, masked_psnr, masked_ssim
+from train.evaluation.metrics import psnr
+from train.evaluation.pair_scores import align_for, score_pair
 
 
 def texture(seed: int = 0, size: tuple[int, int] = (128, 96)) -> np.ndarray:

@@ -15,7 +15,7 @@ import tensorflow as tf
 from train import archs
 from train.archs import deblurgan, layers, nafnet, restormer
 from train.archs.critic import build_critic
-from train.versions import load_generator, write_version
+from train.run.versions import load_generator, write_version
 
 ROOT = Path(__file__).resolve().parents[1]
 

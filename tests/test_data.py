@@ -1,4 +1,4 @@
-"""train.data and train.augment: dataset.json contract, paired crops/flips, sharding, determinism, corrupt shards."""
+"""train.fit.data and train.fit.augment: dataset.json contract, paired crops/flips, sharding, determinism, corrupt shards."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from shards_fixture import write_shards
 
 from pipeline import records
 from pipeline.errors import ConfigError, DataError
-from train.augment import paired_augment, to_uint8
-from train.data import find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
+from train.fit.augment import paired_augment, to_uint8
+from train.fit.data import find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from pipeline.config import load_config
 from pipeline.errors import DataError
-from train import evaluate
 from train.cli import app
-from train.versions import read_meta
+from train.evaluation import evaluate
+from train.run.versions import read_meta
 
 runner = CliRunner()
 
@@ -178,7 +178,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from train.evaluate import evaluate_version
+from train.evaluation.evaluate import evaluate_version
 from train.strategy import make_strategy
 strategy = make_strategy("mirrored")
 result = evaluate_version(sys.argv[1], sys.argv[2], "train", 0, 3, strategy)

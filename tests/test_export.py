@@ -20,7 +20,7 @@ from train.archs import deblurgan, nafnet, restormer
 from train.cli import app
 from train.inference import export
 from train.inference.deblurrer import Deblurrer
-from train.versions import write_version
+from train.run.versions import write_version
 
 runner = CliRunner()
 ARCHS = {

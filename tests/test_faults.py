@@ -81,7 +81,7 @@ def fit_config(tmp: Path, shards: Path, run_dir: Path | str, **train: object) ->
 
 def complete_versions(run_dir: Path) -> list[str]:
     """Names of the run's versions, asserting that every version dir is complete, loadable and `latest` is one."""
-    from train.versions import list_versions, load_generator
+    from train.run.versions import list_versions, load_generator
 
     generator = run_dir / "generator"
     listed = [v.name for v in list_versions(run_dir)]
@@ -315,7 +315,7 @@ def test_second_fit_is_refused_and_a_fit_killed_mid_version_leaves_only_complete
     assert first.returncode == -signal.SIGKILL
     versions = complete_versions(run_dir)  # a half-written version is a hidden temp dir, never a vNNNN
     assert 4 <= len(versions) <= 5
-    from train.versions import list_versions
+    from train.run.versions import list_versions
 
     saved = [int(p.name.split("-")[1].split(".")[0]) for p in (run_dir / "checkpoints").glob("ckpt-*.index")]
     last = max(saved)
@@ -475,8 +475,8 @@ def test_beam_worker_stderr_drops_only_the_printed_traceback() -> None:
 def test_checkpoint_save_errors_read_as_their_os_reason_and_partial_saves_are_cleaned(tmp_path: Path) -> None:
     import tensorflow as tf
 
-    from train.checkpoint import RunCheckpoint
-    from train.rundir import reason
+    from train.run.checkpoint import RunCheckpoint
+    from train.run.rundir import reason
     from train.strategy import Cluster
 
     exc = tf.errors.ResourceExhaustedError(

@@ -1,4 +1,4 @@
-"""train.trainer with each recipe and architecture: NAFNet on the restoration recipe (no critic), EMA weights,
+"""train.fit.trainer with each recipe and architecture: NAFNet on the restoration recipe (no critic), EMA weights,
 validation during fit, fine-tuning with init_from (lineage, arch mismatch), and what versions record."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from shards_fixture import write_shards
 
 from pipeline.config import Config
 from pipeline.errors import UsageError
-from train import versions
-from train.evaluate import evaluate_version
-from train.trainer import run
+from train.evaluation.evaluate import evaluate_version
+from train.fit.trainer import run
+from train.run import versions
 
 NAFNET = {"arch": "nafnet", "width": 4, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]}
 TINY = {

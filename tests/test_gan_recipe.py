@@ -16,8 +16,8 @@ import tensorflow as tf
 from shards_fixture import make_pairs
 
 from pipeline.config import Config
-from train import losses
-from train.loop import train_function
+from train.fit import losses
+from train.fit.loop import train_function
 from train.recipes.gan import GanRecipe
 
 

@@ -83,7 +83,7 @@ def test_which_state_dict_is_read(key: str, used: str, same: bool) -> None:
 
 
 def test_an_ema_checkpoint_imports_its_ema_weights(tmp_path: Path) -> None:
-    from train.versions import load_generator
+    from train.run.versions import load_generator
 
     out = tmp_path / "run"
     result = trainctl("import-weights", str(GOLDEN / "nafnet_w4_ema.pth"), "--out", str(out))
@@ -211,13 +211,13 @@ def test_an_existing_run_dir_is_never_replaced(tmp_path: Path) -> None:
 
 def test_a_failure_while_writing_leaves_no_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The run dir is staged beside its place and renamed in when complete: a write that fails leaves nothing."""
-    import train.versions
+    import train.run.versions
     from train.weights.importer import import_weights
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train.versions, "fsync_file", disk_full)
+    monkeypatch.setattr(train.run.versions, "fsync_file", disk_full)
     with pytest.raises(OSError, match="No space left"):
         import_weights(str(GOLDEN / "nafnet_w4_bare.pth"), str(tmp_path / "run"))
     assert sorted(os.listdir(tmp_path)) == []  # no run dir, no staging dir, no lock
@@ -252,9 +252,9 @@ def forward(run: Path, x: np.ndarray, tlc: bool = False, pad: str = "reflect") -
 
 def test_the_imported_version_is_listed_and_fine_tunes(imported: Path) -> None:
     """`versions` lists it (step 0); `train.init_from` takes its weights for a NAFNet of the same shape."""
-    from train import versions
     from train.archs.nafnet import NafNetSettings
-    from train.finetune import load_init_weights
+    from train.fit.finetune import load_init_weights
+    from train.run import versions
 
     assert [(r[0], r[1], r[-1]) for r in versions.table_rows(imported)] == [("v0001", "0", "latest")]
     settings = NafNetSettings(width=8, enc_blocks=(1, 1, 1, 2), middle_blocks=1, dec_blocks=(1, 1, 1, 1))
@@ -335,7 +335,7 @@ def test_cli_deblur_savedmodel_and_tflite_give_the_reference_output(
 def test_export_safetensors_then_import_is_bit_for_bit(imported: Path, tmp_path: Path) -> None:
     from safetensors.numpy import load_file
 
-    from train.versions import load_generator
+    from train.run.versions import load_generator
 
     result = trainctl(
         "export", "--model", str(imported), "--format", "safetensors", "--out", str(tmp_path / "st")
@@ -381,7 +381,7 @@ def test_safetensors_export_of_an_arch_without_a_reference_is_refused(tmp_path: 
     from tiny_generators import random_deblurgan
 
     from train.archs import deblurgan
-    from train.versions import write_version
+    from train.run.versions import write_version
 
     settings = deblurgan.DeblurGanSettings(filters=4, blocks=1, dropout=0.0)
     write_version(

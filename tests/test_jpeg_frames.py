@@ -95,7 +95,7 @@ def test_jpeg_frames_are_paired_and_linked_under_their_own_suffix(jpeg_raw: Path
 def test_shard_and_evaluate_read_jpeg_frames_as_stored(organized: Path, tmp_path: Path) -> None:
     """cv2.imread turns a frame tagged "rotate 90" on its side (32x48): shard would reject it as size_mismatch
     and evaluate refuse it. Both decode the stored pixels, as the header and the manifest say."""
-    from train.evaluate import load_pair
+    from train.evaluation.evaluate import load_pair
 
     out = tmp_path / "shards"
     meta = shard.run(shard_cfg(organized, out, encoding="raw"), beam_args=IN_PROCESS)

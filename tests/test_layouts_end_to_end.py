@@ -20,8 +20,8 @@ from pipeline import inspect_shards, shard
 from pipeline.config import Config, OrganizeConfig
 from pipeline.organize import run as organize
 from train.cli import app as trainctl
-from train.eval_table import table_rows
-from train.versions import read_meta
+from train.evaluation.eval_table import table_rows
+from train.run.versions import read_meta
 
 TINY = {
     "batch_size": 2,
@@ -117,8 +117,8 @@ def test_one_table_over_three_datasets(trees, identity_run: Path, tmp_path: Path
 def test_gopro_and_realblur_in_one_dir_shard_evaluate_and_train(
     trees, identity_run: Path, tmp_path: Path
 ) -> None:
-    from train.evaluate import evaluate_version
-    from train.trainer import run as fit
+    from train.evaluation.evaluate import evaluate_version
+    from train.fit.trainer import run as fit
 
     out = tmp_path / "shards"
     meta = shard.run(shard_cfg(trees["mixed"], out, crops_per_pair=2), beam_args=IN_PROCESS)

@@ -1,4 +1,4 @@
-"""train.losses: VGG preprocessing and weights options, WGAN-GP values on analytic critics, generator terms."""
+"""train.fit.losses: VGG preprocessing and weights options, WGAN-GP values on analytic critics, generator terms."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from pipeline.config import LossConfig
 from pipeline.errors import ConfigError, DataError
-from train import losses
+from train.fit import losses
 
 W = np.array([0.3, -0.6, 0.2], np.float32)
 

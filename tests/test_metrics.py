@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from train.metrics import psnr, ssim, ssim_map
+from train.evaluation.metrics import psnr, ssim, ssim_map
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.alignment import ecc_align, masked_psnr, masked_ssim
-from train.metrics import psnr, ssim, ssim_3d
+from train.evaluation.alignment import ecc_align, masked_psnr, masked_ssim
+from train.evaluation.metrics import psnr, ssim, ssim_3d
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "metrics.npz"
 

@@ -1,4 +1,4 @@
-"""train.optimizers: schedules on the step counter (graph and plain-number versions agree), AdamW's decoupled
+"""train.fit.optimizers: schedules on the step counter (graph and plain-number versions agree), AdamW's decoupled
 weight decay, and gradient clipping by the global norm."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import OptimizerConfig
-from train.optimizers import apply, learning_rate_fn, make_optimizer, schedule_value
+from train.fit.optimizers import apply, learning_rate_fn, make_optimizer, schedule_value
 
 
 @pytest.mark.parametrize(

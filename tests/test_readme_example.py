@@ -11,7 +11,7 @@ from fault_helpers import ROOT, env
 from test_deblurrer import random_weights
 
 from train.archs import deblurgan
-from train.versions import write_version
+from train.run.versions import write_version
 
 MARKER = "<!-- python-api-example: run by tests/test_readme_example.py -->"
 

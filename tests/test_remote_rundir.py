@@ -26,10 +26,11 @@ from tiny_generators import local_generator
 
 from pipeline.config import Config, load_config
 from pipeline.errors import DataError, UsageError
-from train import evaluate, rundir, runlock, versions
+from train.evaluation import evaluate
+from train.fit.trainer import run as fit
 from train.inference import export, files
 from train.inference.deblurrer import Deblurrer
-from train.trainer import run as fit
+from train.run import rundir, runlock, versions
 
 gfile = tf.io.gfile
 TINY = {**TINY_TRAIN, "keep_versions": 2}
@@ -211,7 +212,7 @@ def test_a_remote_lock_from_another_pid_namespace_is_not_judged_by_pid(quick_set
 RACE = """
 import sys
 from pipeline.errors import DataError, UsageError
-from train import rundir, runlock
+from train.run import rundir, runlock
 runlock.REMOTE_SETTLE_S = 0.5
 rundir.exists(sys.argv[1])  # TensorFlow imported before the start line, not inside the race
 print("ready", flush=True)

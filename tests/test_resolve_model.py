@@ -14,9 +14,9 @@ from tiny_generators import identity_generator, save_version
 from typer.testing import CliRunner
 
 from pipeline.errors import DataError, UsageError
-from train import rundir
 from train.cli import app
-from train.versions import resolve_model, update_metrics, write_version
+from train.run import rundir
+from train.run.versions import resolve_model, update_metrics, write_version
 
 
 def _run_with_three_versions(run_dir: str) -> list[str]:

@@ -16,10 +16,10 @@ from test_deblurrer import smooth_image
 from test_video import read_clip, write_clip
 from typer.testing import CliRunner
 
-from train import versions
 from train.cli import app
 from train.inference import images, tiling
 from train.inference.deblurrer import Deblurrer
+from train.run import versions
 
 pytestmark = pytest.mark.slow  # end-to-end: a fit, then every command on its version
 runner = CliRunner()
@@ -142,7 +142,7 @@ def test_init_from_starts_a_new_run_from_the_version(trained: tuple[Path, Path],
 def test_the_restormer_gopro_recipe_file_trains_when_shrunk(shards: Path, tmp_path: Path) -> None:
     """configs/restormer-gopro.yaml as outside checks run it: the model, the stages and the hold shrunk."""
     from pipeline.config import load_config
-    from train.trainer import run
+    from train.fit.trainer import run
 
     path = Path(__file__).resolve().parents[1] / "configs" / "restormer-gopro.yaml"
     full = load_config(path)

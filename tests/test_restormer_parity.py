@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from train.cli import app
 from train.inference import export
 from train.inference.deblurrer import Deblurrer
-from train.versions import load_generator, read_meta
+from train.run.versions import load_generator, read_meta
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 TOLERANCE = 1e-4  # float32, as for NAFNet

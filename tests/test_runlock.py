@@ -1,4 +1,4 @@
-"""train.runlock: one fit per run dir; stale locks from dead processes on this host are taken over."""
+"""train.run.runlock: one fit per run dir; stale locks from dead processes on this host are taken over."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from fault_helpers import ROOT, close_and_reap, env, start_together
 
 from pipeline.errors import DataError
-from train.runlock import LOCK_FILE, RunLock, pid_alive
+from train.run.runlock import LOCK_FILE, RunLock, pid_alive
 
 
 def dead_pid() -> int:
@@ -58,7 +58,7 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
 TAKEOVER = """
 import sys
 from pipeline.errors import DataError
-from train.runlock import RunLock
+from train.run.runlock import RunLock
 print("ready", flush=True)
 sys.stdin.readline()  # every racer is released at once
 try:

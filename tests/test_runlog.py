@@ -1,4 +1,4 @@
-"""train.runlog: progress line format and TensorBoard event files readable without the tensorboard package."""
+"""train.run.runlog: progress line format and TensorBoard event files readable without the tensorboard package."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from train.runlog import RunLog, format_duration, format_progress
+from train.run.runlog import RunLog, format_duration, format_progress
 
 METRICS = {
     "generator": 12.5,

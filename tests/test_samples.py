@@ -1,4 +1,4 @@
-"""train.samples: the blur | restored | sharp grid, pixel by pixel, and its atomic PNG write."""
+"""train.fit.samples: the blur | restored | sharp grid, pixel by pixel, and its atomic PNG write."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.fsio import write_png
-from train.samples import GAP, sample_grid, sample_path, to_uint8
+from train.fit.samples import GAP, sample_grid, sample_path, to_uint8
 
 
 def test_grid_layout_is_rows_of_blur_restored_sharp() -> None:

@@ -20,8 +20,8 @@ from shards_fixture import write_shards
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, UsageError
 from train import stages
-from train.trainer import run
-from train.versions import read_meta, resolve_version
+from train.fit.trainer import run
+from train.run.versions import read_meta, resolve_version
 
 DRIVER = Path(__file__).resolve().parent / "fit_driver.py"
 # The GAN recipe (its per-example mixing weights depend on the global batch) on a tiny DeblurGAN.

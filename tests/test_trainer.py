@@ -1,4 +1,4 @@
-"""train.trainer end to end on tiny models: exact resume, versions, logs, samples, NaN stop, signals, lock,
+"""train.fit.trainer end to end on tiny models: exact resume, versions, logs, samples, NaN stop, signals, lock,
 replica-count invariance (MirroredStrategy over 2 logical CPUs) and 2-process MultiWorkerMirroredStrategy."""
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typer.testing import CliRunner
 from pipeline.config import Config
 from pipeline.errors import DataError, UsageError
 from train.cli import app
-from train.data import make_dataset
-from train.hooks import Hook, steps_until_boundary
+from train.fit.data import make_dataset
+from train.fit.hooks import Hook, steps_until_boundary
+from train.fit.trainer import run
 from train.recipes.gan import GanRecipe
-from train.runlog import SCALAR_NAMES
-from train.trainer import run
-from train.versions import VersionInfo, list_versions, load_generator, read_meta
+from train.run.runlog import SCALAR_NAMES
+from train.run.versions import VersionInfo, list_versions, load_generator, read_meta
 
 DRIVER = Path(__file__).resolve().parent / "fit_driver.py"
 HANG = 600  # subprocess timeout: catches a hang, not slowness (the test machines' cores are shared)
@@ -346,7 +346,7 @@ def test_sigint_exits_130_and_a_second_one_leaves_without_a_traceback(shards: Pa
 def test_second_signal_exits_at_once_with_the_signal_code() -> None:
     """The handler itself, deterministically: the first signal sets the flag, the second leaves with 128 + signum."""
     code = (
-        "import signal; from train.signals import StopFlag\n"
+        "import signal; from train.run.signals import StopFlag\n"
         "with StopFlag() as stop:\n"
         "    signal.raise_signal(signal.SIGTERM)\n"
         "    assert stop.signal_name == 'SIGTERM'\n"
@@ -461,11 +461,11 @@ def dihedral_pair(period: float, colour: tuple[float, float, float]) -> tuple[np
 
 def kinds_per_step(shards: Path, seed: int, patterns: list[np.ndarray], steps: int) -> list[list[int]]:
     """Which pattern each example of the first `steps` global batches is, in the stream a 1-worker 2-replica fit
-    with global batch 2 builds (train.trainer: InputContext(1, 0, 2), the data seed of a fresh run = train.seed,
+    with global batch 2 builds (train.fit.trainer: InputContext(1, 0, 2), the data seed of a fresh run = train.seed,
     and the global seed set to train.seed first, which tf.data's seeded shuffles combine with their own)."""
     import keras
 
-    from train.data import stack_replicas
+    from train.fit.data import stack_replicas
 
     keras.utils.set_random_seed(seed)
     context = tf.distribute.InputContext(1, 0, 2)

@@ -11,8 +11,8 @@ from tiny_generators import identity_generator, local_generator, save_version
 from typer.testing import CliRunner
 
 from pipeline.errors import DataError, UsageError
-from train import versions
 from train.cli import app
+from train.run import versions
 
 
 @pytest.fixture(scope="module")

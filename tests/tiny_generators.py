@@ -60,7 +60,7 @@ def random_deblurgan(filters: int = 4, blocks: int = 1, seed: int = 0):
 def save_version(run_dir: Path, model, step: int = 100, arch: dict | None = None) -> Path:
     """A generator version of `model`; `arch`: its meta.json entry (Arch.describe), else none (DeblurGAN's
     defaults, as in versions written before meta.json recorded the arch)."""
-    from train.versions import write_version
+    from train.run.versions import write_version
 
     meta = {"step": step, "config_sha256": "test", **({"arch": arch} if arch else {})}
     return Path(write_version(run_dir, model, meta))

@@ -94,8 +94,8 @@ def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = 
 
         cfg = load_config(config_path(config, config_file), set_ or [])  # errors before the slow TF import
         _quiet_tensorflow()
-        from train.signals import exit_code
-        from train.trainer import run
+        from train.fit.trainer import run
+        from train.run.signals import exit_code
 
         result = run(cfg)
         if result.stopped_by:  # saved; 130/143 say "not finished, rerun to resume"
@@ -148,7 +148,7 @@ def evaluate(
             overrides.append(f"evaluate.pad={pad}")
         cfg = load_config(config_path(config, config_file), overrides)  # errors before the slow TF import
         _quiet_tensorflow()
-        from train.evaluate import run
+        from train.evaluation.evaluate import run
 
         run(cfg, version=version, split=split, out=out, tlc=not no_tlc, ensemble=ensemble, srcs=src or None)
 
@@ -285,7 +285,7 @@ def versions(
     TensorFlow for a local run dir)."""
     with cli_errors():
         from pipeline.config import load_config
-        from train.versions import print_table
+        from train.run.versions import print_table
 
         run_dir = load_config(config_path(config, config_file), set_ or []).train.run_dir
         print_table(run_dir, None if split == "all" else split)
@@ -302,7 +302,7 @@ def _model(model: str | None, version: str | None, config: Path | None) -> str:
     """The version dir that `--model` / `--version` name (a run dir means a version of it; no --model: the
     config's train.run_dir), resolved before the slow TensorFlow import."""
     from pipeline.config import load_config
-    from train.versions import resolve_model
+    from train.run.versions import resolve_model
 
     version_dir = resolve_model(model or load_config(config).train.run_dir, version)
     log(f"model: {version_dir}")

@@ -5,7 +5,7 @@
 CPU feature notes), before and regardless of TF_CPP_MIN_LOG_LEVEL. `import_tensorflow` redirects fd 2 to a temp
 file for both steps, then replays every captured line that is not known start-up noise, so Python warnings and
 real errors still reach the user; if the import fails, everything is replayed. With `--debug` nothing is hidden.
-The CLI calls it before anything imports TensorFlow, and so does train.rundir for remote paths.
+The CLI calls it before anything imports TensorFlow, and so does train.run.rundir for remote paths.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from train.metrics import SSIM_WINDOW, ssim_3d_map, ssim_map
+from train.evaluation.metrics import SSIM_WINDOW, ssim_3d_map, ssim_map
 
 ECC_ITERATIONS = 100
 ECC_EPS = 0.0

@@ -26,8 +26,8 @@ from pipeline import fsio, manifest
 from pipeline.config import Config
 from pipeline.console import log, track
 from pipeline.errors import DataError
-from train import rundir
-from train.pair_scores import PairScore, align_for, score_pair, summarize
+from train.evaluation.pair_scores import PairScore, align_for, score_pair, summarize
+from train.run import rundir
 
 
 def read_split_rows(src: str, split: str) -> list[dict[str, Any]]:
@@ -223,8 +223,8 @@ def run(
     """`trainctl evaluate`: score every organized dir (`srcs`, else evaluate.src), print the table (stderr) and the
     JSON (stdout: the result of one dir, or {"version", "split", "datasets": [...]} for several), write --out and
     meta.json (one scope per dir)."""
-    from train.eval_table import print_table
-    from train.versions import resolve_version, update_metrics, write_json_atomic
+    from train.evaluation.eval_table import print_table
+    from train.run.versions import resolve_version, update_metrics, write_json_atomic
 
     ev = cfg.evaluate
     split = split or ev.split

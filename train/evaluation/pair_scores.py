@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from train.alignment import ecc_align, masked_psnr, masked_ssim, masked_ssim_3d
-from train.metrics import psnr, ssim, ssim_3d
+from train.evaluation.alignment import ecc_align, masked_psnr, masked_ssim, masked_ssim_3d
+from train.evaluation.metrics import psnr, ssim, ssim_3d
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; cap per pair so means and JSON stay finite
 # ssim: per channel (skimage's); ssim_3d: MATLAB's on the RGB volume, what the GoPro/HIDE papers print

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import ValidateConfig
-from train.evaluate import load_pair, make_batch_predictor, read_split_rows
-from train.pair_scores import score_pair, summarize
+from train.evaluation.evaluate import load_pair, make_batch_predictor, read_split_rows
+from train.evaluation.pair_scores import score_pair, summarize
 
 
 class Validator:

@@ -19,7 +19,7 @@ from pipeline import dataset_info, records
 from pipeline.console import log
 from pipeline.dataset_info import DatasetInfo
 from pipeline.errors import ConfigError, DataError
-from train.augment import paired_augment
+from train.fit.augment import paired_augment
 
 SHUFFLE_RECORDS = (
     64  # records held for shuffling, after an 8-file interleave; their bytes go into every checkpoint

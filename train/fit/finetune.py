@@ -46,7 +46,7 @@ def check_same_arch(spec: archs.ModelSpec, settings: ArchSettings, where: str) -
 def load_init_weights(init_from: str, settings: ArchSettings) -> tuple[list[Any], dict[str, Any]]:
     """The generator weights of the version `init_from` names (a version dir, or a run dir: its latest), and
     the lineage to record."""
-    from train.versions import load_generator, read_meta, resolve_model
+    from train.run.versions import load_generator, read_meta, resolve_model
 
     try:
         version_dir = resolve_model(init_from)

@@ -50,7 +50,7 @@ def validation_crops(
     shards_dir: str, info: Any, crop_size: int, count: int = SAMPLE_COUNT
 ) -> tuple[Any, Any]:
     """The first `count` validation (else training) examples as centre crops: float32 [-1, 1] numpy batches."""
-    from train.data import make_dataset
+    from train.fit.data import make_dataset
 
     splits = info.meta.get("splits", {})
     split = next((s for s in ("test", "val", "validation") if s in splits and info.examples(s) > 0), "train")

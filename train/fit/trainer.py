@@ -1,10 +1,10 @@
 """`trainctl fit`: distributed training of any generator arch that resumes exactly and publishes versions.
 
-`run(cfg)` wires the pieces: strategy and precision (train.strategy), data (train.data), the recipe (its models,
-optimizers and replica step: train.recipes), the steps-per-call loop (train.loop), EMA weights (train.ema),
-state, resume and init rules (train.checkpoint, train.finetune), and boundary hooks (train.hooks): logs
-(train.runlog), checkpoints, validation (train.validation), versions (train.versions) with sample grids
-(train.samples). Only the chief writes versions, logs, samples and run.json; every worker takes part in
+`run(cfg)` wires the pieces: strategy and precision (train.strategy), data (train.fit.data), the recipe (its models,
+optimizers and replica step: train.recipes), the steps-per-call loop (train.fit.loop), EMA weights (train.fit.ema),
+state, resume and init rules (train.run.checkpoint, train.fit.finetune), and boundary hooks (train.fit.hooks): logs
+(train.run.runlog), checkpoints, validation (train.evaluation.validation), versions (train.run.versions) with sample grids
+(train.fit.samples). Only the chief writes versions, logs, samples and run.json; every worker takes part in
 checkpoint saves. A NaN/inf loss stops the run without saving the bad state.
 """
 
@@ -18,13 +18,14 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.console import log
 from pipeline.errors import ConfigError, DataError
-from train import archs, rundir
+from train import archs
 from train import stages as stage_plan
 from train.archs.base import CANONICAL_RANGE, to_range
-from train.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
-from train.hooks import Hook, steps_until_boundary
-from train.runlock import RunLock
-from train.signals import OTHER_WORKER, StopFlag, exit_code
+from train.fit.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
+from train.fit.hooks import Hook, steps_until_boundary
+from train.run import rundir
+from train.run.runlock import RunLock
+from train.run.signals import OTHER_WORKER, StopFlag, exit_code
 from train.strategy import (
     Cluster,
     choose_precision,
@@ -87,10 +88,10 @@ class _Fit:
         import keras
         import tensorflow as tf
 
-        from train import checkpoint as ckpt
-        from train.ema import Ema
+        from train.fit.ema import Ema
         from train.recipes import make_recipe
-        from train.runlog import RunLog
+        from train.run import checkpoint as ckpt
+        from train.run.runlog import RunLog
 
         self.tf, self.cfg, self.t, self.info = tf, cfg, cfg.train, info
         self.strategy, self.cluster, self.run_dir, self.stop, self.lock = (
@@ -227,7 +228,7 @@ class _Fit:
 
     def _init_from(self, path: str) -> None:
         """Start the generator (and its EMA) from another run's version; record the lineage."""
-        from train.finetune import apply_weights, load_init_weights
+        from train.fit.finetune import apply_weights, load_init_weights
 
         weights, lineage = load_init_weights(path, self.t.generator)
         apply_weights(self.recipe.generator, weights, lineage["path"])
@@ -282,7 +283,7 @@ class _Fit:
         self.checkpoints.save(step)
         self.last_saved = step
         if self.cluster.is_chief:
-            from train.checkpoint import write_run_record
+            from train.run.checkpoint import write_run_record
 
             write_run_record(self.run_dir, self.record)
 
@@ -301,7 +302,7 @@ class _Fit:
             return None
         if self.validation is not None and self.validation[0] == step:
             return self.validation[1]
-        from train.validation import Validator, headline
+        from train.evaluation.validation import Validator, headline
 
         if self._validator is None:
             self._validator = Validator(self.t.validation)
@@ -327,9 +328,10 @@ class _Fit:
     def _version(self, step: int, values: dict[str, float] | None) -> None:
         if not self.cluster.is_chief:
             return
-        from train import samples, scores
-        from train.checkpoint import config_sha256
-        from train.versions import write_version
+        from train.fit import samples
+        from train.run import scores
+        from train.run.checkpoint import config_sha256
+        from train.run.versions import write_version
 
         validation = self._validate(step) if self.t.validation.every > 0 else None
         model = self._exported()
@@ -370,7 +372,7 @@ class _Fit:
 
     def _train_function(self) -> Any:
         """A newly traced steps-per-call function (one per stage: the batch shape and loss average change)."""
-        from train.loop import train_function
+        from train.fit.loop import train_function
 
         first = self.cluster.index * self.local_replicas
         jit = self.t.jit_compile
@@ -406,7 +408,7 @@ class _Fit:
 
     def _finished_already(self, step: int) -> FitResult:
         """Rerun of a completed run: make sure the final step has a version, train nothing."""
-        from train.versions import list_versions
+        from train.run.versions import list_versions
 
         existing = list_versions(self.run_dir)
         if self.cluster.is_chief and (not existing or existing[-1].step != step):

@@ -39,8 +39,8 @@ class Loaded:
 def load(version_dir: str, tlc: bool = True) -> Loaded:
     """Load a version dir's generator (with TLC where its arch has global statistics and `tlc` asks for it)."""
     from train.archs import spec_from_meta, with_tlc
-    from train.rundir import join
-    from train.versions import META_FILE, load_generator, read_meta
+    from train.run.rundir import join
+    from train.run.versions import META_FILE, load_generator, read_meta
 
     meta = read_meta(version_dir)
     spec = spec_from_meta(meta, join(str(version_dir), META_FILE))
@@ -70,7 +70,7 @@ class Deblurrer:
         if isinstance(model, Loaded):
             self.loaded = model
         else:
-            from train.versions import resolve_model
+            from train.run.versions import resolve_model
 
             self.loaded = load(resolve_model(str(model), version), tlc)
         self.spec = self.loaded.spec

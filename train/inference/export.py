@@ -24,9 +24,9 @@ from typing import Any
 
 from pipeline.console import log
 from pipeline.errors import UsageError
-from train import rundir
 from train.inference.serving import INPUT_NAME, OUTPUT_NAME, SIGNATURE, check_pad, serving_function
-from train.rundir import join
+from train.run import rundir
+from train.run.rundir import join
 
 FORMATS = ("savedmodel", "tflite", "keras", "safetensors")
 
@@ -185,7 +185,7 @@ def run(
     import json
 
     from train.inference.deblurrer import load
-    from train.versions import MODEL_FILE
+    from train.run.versions import MODEL_FILE
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: unknown (use {', '.join(FORMATS)})")

@@ -1,7 +1,7 @@
 """What every training recipe shares: the generator (any arch), its optimizer, the frozen VGG features, the step.
 
 A recipe owns one replica's step (`replica_step`), the names of the metrics it returns, the objects a checkpoint
-must hold, and the learning-rate read-out; the steps-per-call distributed loop (train/loop.py) is the same for
+must hold, and the learning-rate read-out; the steps-per-call distributed loop (train/fit/loop.py) is the same for
 all. The generator runs in its arch's value range; losses and the critic see the canonical [-1, 1] range.
 """
 
@@ -12,9 +12,10 @@ from typing import Any
 import tensorflow as tf
 
 from pipeline.config import TrainConfig
-from train import archs, losses
+from train import archs
 from train.archs.base import CANONICAL_RANGE, to_range
-from train.optimizers import make_optimizer
+from train.fit import losses
+from train.fit.optimizers import make_optimizer
 
 
 class GeneratorRecipe:

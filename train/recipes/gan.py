@@ -20,9 +20,9 @@ import keras
 import tensorflow as tf
 
 from pipeline.config import TrainConfig
-from train import losses
 from train.archs.critic import build_critic
-from train.optimizers import apply, apply_gradients, make_optimizer
+from train.fit import losses
+from train.fit.optimizers import apply, apply_gradients, make_optimizer
 from train.recipes.base import GeneratorRecipe, loss_parts
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from train import losses
-from train.optimizers import apply
+from train.fit import losses
+from train.fit.optimizers import apply
 from train.recipes.base import GeneratorRecipe, loss_parts
 
 

@@ -25,10 +25,10 @@ import tensorflow as tf
 from pipeline.config import Config, config_to_dict
 from pipeline.console import log
 from pipeline.errors import DataError, UsageError
-from train import rundir
-from train.rundir import join
+from train.run import rundir
+from train.run.rundir import join
+from train.run.versions import write_json_atomic
 from train.strategy import Cluster
-from train.versions import write_json_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 RUN_FILE = "run.json"

@@ -4,7 +4,7 @@ The trainer already needs TensorFlow's filesystems for checkpoints and TensorBoa
 the run dir (run.json, versions, the lock, sample grids) goes through the same layer: local paths use the OS
 (atomic rename, fsync), remote ones `tf.io.gfile`. Object stores have no atomic directory rename and an object
 appears whole when its writer closes; callers that publish several files write a marker file last (see
-train.versions).
+train.run.versions).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A second fit on the same run dir is refused (two trainers would interleave checkpoints); a lock left by a fit that
 died on this host is taken over with a notice. The mechanism is `pipeline.dirlock` (flock held for the run on a
 local disk, write-then-verify on object stores); this module names the lock and sends the remote reads and writes
-through tf.io.gfile (train.rundir), the filesystem layer the trainer uses for everything else in a run dir.
+through tf.io.gfile (train.run.rundir), the filesystem layer the trainer uses for everything else in a run dir.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.dirlock import DirLock, pid_alive, pid_namespace
-from train import rundir
+from train.run import rundir
 
 LOCK_FILE = "fit.lock"
 REMOTE_SETTLE_S = 2.0  # longer than a small object upload takes; only paid once, at the start of a fit

@@ -22,8 +22,8 @@ from typing import Any
 
 from pipeline.errors import DataError, UsageError
 from pipeline.fsio import errors_name, fsync_file
-from train import rundir, scores
-from train.rundir import join
+from train.run import rundir, scores
+from train.run.rundir import join
 
 MODEL_FILE = "generator.keras"
 META_FILE = "meta.json"
@@ -42,7 +42,7 @@ class VersionInfo:
         return int(self.meta.get("step", 0))
 
     def psnr(self, scope: str) -> float | None:
-        """PSNR of this version in one scope (see train.scores), or None when it was not scored there."""
+        """PSNR of this version in one scope (see train.run.scores), or None when it was not scored there."""
         return scores.psnr_in(self.meta, scope)
 
 

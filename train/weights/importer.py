@@ -72,8 +72,8 @@ def import_weights(file: str, out: str, arch: str = "auto", train_size: int = 25
     """Write `out`/generator/v0001 from the checkpoint `file`; returns the version dir."""
     from pipeline import publish
     from pipeline.outlock import OutputLock
-    from train.rundir import join, name
-    from train.versions import write_version
+    from train.run.rundir import join, name
+    from train.run.versions import write_version
 
     if train_size < 1:
         raise UsageError(f"--train-size {train_size}: must be a positive crop size in pixels")
@@ -116,7 +116,7 @@ def import_weights(file: str, out: str, arch: str = "auto", train_size: int = 25
 
 def _check_new(out: str) -> None:
     """The run dir must be new (or empty): an import never mixes with, or replaces, a run."""
-    from train import rundir
+    from train.run import rundir
 
     if rundir.isfile(out):
         raise UsageError(f"--out {out}: is a file; give a new run dir")

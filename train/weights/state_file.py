@@ -64,7 +64,7 @@ def _strip_module(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def read_state(path: str, key: str = "auto") -> State:
     """The state dict in `path` (key `auto`: params_ema, else params, else the one dict of tensors)."""
-    from train import rundir
+    from train.run import rundir
     from train.weights import torch_pickle
 
     if key not in KEYS:
