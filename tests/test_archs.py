@@ -291,3 +291,17 @@ def test_tlc_changes_only_frames_larger_than_its_window(float32_policy: None) ->
         np.float32
     )
     assert np.abs(local(large).numpy() - model(large).numpy()).max() > 1e-2
+
+
+@pytest.mark.parametrize("module", ["train.archs.layers", "train.archs.restormer_layers"])
+def test_a_layer_module_imported_first_brings_keras_and_every_layer(module: str) -> None:
+    """Importing a layer module before anything else imports Keras from inside it; the registration that follows
+    (every registering module) must not meet a half-initialized module. It did for train.archs.layers: Restormer's
+    layers imported its PACKAGE before layers.py had defined it (ImportError)."""
+    code = (
+        f"import sys, {module}, keras; "
+        "names = keras.saving.get_registered_object; "
+        "assert names('gopro_deblur>ReflectionPadding2D') and names('gopro_deblur>ChannelAttention'), 'unregistered'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict
 
 from train.archs.torch_layout import TorchNames
 
+# The Keras registration package of our layers (train/archs/layers.py, restormer_layers.py): part of the saved-file
+# format. Here, not in layers.py, so a layer module imported while Keras is still loading can read it.
+PACKAGE = "gopro_deblur"
+
 CANONICAL_RANGE = (-1.0, 1.0)  # what the data pipeline and the losses use
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-PACKAGE = "gopro_deblur"
+from train.archs.base import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from train.archs.layers import PACKAGE
+from train.archs.base import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
