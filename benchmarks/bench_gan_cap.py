@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline.config import Config  # noqa: E402
+from train.config import Config  # noqa: E402
 from train.fit.loop import train_function  # noqa: E402
 from train.recipes import make_recipe  # noqa: E402
 

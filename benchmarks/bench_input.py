@@ -30,8 +30,8 @@ import tensorflow as tf  # noqa: E402
 from quality_configs import NAFNET_SMALL  # noqa: E402
 from shards_fixture import write_shards  # noqa: E402
 
-from pipeline.config import Config  # noqa: E402
 from train import strategy  # noqa: E402
+from train.config import Config  # noqa: E402
 from train.fit.data import make_dataset, stack_replicas  # noqa: E402
 from train.fit.loop import train_function  # noqa: E402
 from train.recipes import make_recipe  # noqa: E402

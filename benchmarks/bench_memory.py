@@ -24,7 +24,7 @@ from shards_fixture import write_shards  # noqa: E402
 
 FIT = """
 import json, resource, sys
-from pipeline.config import Config
+from train.config import Config
 from train.fit.trainer import run
 cfg = Config.model_validate(json.loads(sys.argv[1]))
 result = run(cfg)

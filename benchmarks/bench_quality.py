@@ -35,7 +35,7 @@ QUICK_CONFIGS = ("deblurgan-l1", "deblurgan-gan", "nafnet")
 
 CHILD = """
 import json, sys, time
-from pipeline.config import Config
+from train.config import Config
 from train.fit import trainer
 from train.evaluation.evaluate import evaluate_version
 from train.run.versions import resolve_version

@@ -30,10 +30,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from shards_fixture import write_shards  # noqa: E402
 
-from pipeline.config import Config  # noqa: E402
 from train import strategy  # noqa: E402
 from train.archs.critic import build_critic  # noqa: E402
 from train.archs.deblurgan import DeblurGanSettings, build  # noqa: E402
+from train.config import Config  # noqa: E402
 from train.fit import losses  # noqa: E402
 from train.fit.data import make_dataset, stack_replicas  # noqa: E402
 from train.fit.loop import train_function  # noqa: E402

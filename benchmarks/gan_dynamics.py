@@ -34,8 +34,8 @@ import quality_configs  # noqa: E402
 import quality_data  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline.config import Config  # noqa: E402
 from train import strategy  # noqa: E402
+from train.config import Config  # noqa: E402
 from train.evaluation.evaluate import load_pair, make_batch_predictor, read_split_rows, score_pair  # noqa: E402
 from train.fit import losses  # noqa: E402
 from train.fit.data import make_dataset, stack_replicas  # noqa: E402

@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import Config, apply_overrides, config_to_dict, load_config, parse_override, with_flags
+from pipeline.config import apply_overrides, config_to_dict, load_config, parse_override, with_flags
 from pipeline.errors import ConfigError, UsageError
+from train.config import Config
 
 REPO_YAML = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 
@@ -175,3 +176,20 @@ def test_recipe_settings(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, "train: {validate: {every: 100, frames: 4}, ema_decay: 0.999}\n"))
     assert cfg.train.validation.every == 100 and cfg.train.ema_decay == 0.999
     assert config_to_dict(cfg)["train"]["validate"]["frames"] == 4  # the key users write, in run.json too
+
+
+def test_each_cli_validates_every_section_whoever_owns_it(tmp_path):
+    """pipeline/ owns organize and shard, train/ owns train and evaluate (registered through the package's entry
+    points, so pipeline/ imports nothing from train/): gopro-prep still rejects an unknown train key, and trainctl
+    an unknown organize key, each naming it."""
+    from pipeline.config import config_model
+    from train.cli import app as trainctl
+
+    assert config_model() is Config
+    runner = CliRunner()
+    bad_train = write(tmp_path, "organize: {raw: x}\ntrain: {foo: 1}\n", "t.yaml")
+    result = runner.invoke(app, ["organize", "--config", str(bad_train)])
+    assert result.exit_code == 2 and f"{bad_train}: train.foo: unknown key" in result.output
+    bad_organize = write(tmp_path, "organize: {colour: red}\n", "o.yaml")
+    result = runner.invoke(trainctl, ["versions", str(bad_organize)])
+    assert result.exit_code == 2 and f"{bad_organize}: organize.colour: unknown key" in result.output

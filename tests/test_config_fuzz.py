@@ -6,8 +6,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import Config, load_config
+from pipeline.config import load_config
 from pipeline.errors import ConfigError
+from train.config import Config
 
 KEYS = [
     "organize",

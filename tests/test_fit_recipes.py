@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from shards_fixture import write_shards
 
-from pipeline.config import Config
 from pipeline.errors import UsageError
+from train.config import Config
 from train.evaluation.evaluate import evaluate_version
 from train.fit.trainer import run
 from train.run import versions

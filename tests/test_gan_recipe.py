@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from shards_fixture import make_pairs
 
-from pipeline.config import Config
+from train.config import Config
 from train.fit import losses
 from train.fit.loop import train_function
 from train.recipes.gan import GanRecipe

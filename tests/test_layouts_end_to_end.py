@@ -17,9 +17,10 @@ from tiny_generators import identity_generator, save_version
 from typer.testing import CliRunner
 
 from pipeline import inspect_shards, shard
-from pipeline.config import Config, OrganizeConfig
+from pipeline.config import OrganizeConfig
 from pipeline.organize import run as organize
 from train.cli import app as trainctl
+from train.config import Config
 from train.evaluation.eval_table import table_rows
 from train.run.versions import read_meta
 

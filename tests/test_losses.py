@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import LossConfig
 from pipeline.errors import ConfigError, DataError
+from train.config import LossConfig
 from train.fit import losses
 
 W = np.array([0.3, -0.6, 0.2], np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import OptimizerConfig
+from train.config import OptimizerConfig
 from train.fit.optimizers import apply, learning_rate_fn, make_optimizer, schedule_value
 
 

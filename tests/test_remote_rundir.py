@@ -24,8 +24,9 @@ from fault_helpers import ROOT, TINY_TRAIN, close_and_reap, env, kill_when, run,
 from shards_fixture import write_shards
 from tiny_generators import local_generator
 
-from pipeline.config import Config, load_config
+from pipeline.config import load_config
 from pipeline.errors import DataError, UsageError
+from train.config import Config
 from train.evaluation import evaluate
 from train.fit.trainer import run as fit
 from train.inference import export, files

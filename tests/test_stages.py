@@ -17,9 +17,10 @@ import yaml
 from fault_helpers import ROOT, env, kill_when, read_stderr_until, rest_of
 from shards_fixture import write_shards
 
-from pipeline.config import Config, load_config
+from pipeline.config import load_config
 from pipeline.errors import ConfigError, UsageError
 from train import stages
+from train.config import Config
 from train.fit.trainer import run
 from train.run.versions import read_meta, resolve_version
 

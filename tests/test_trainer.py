@@ -20,9 +20,9 @@ from fault_helpers import ROOT, env, read_stderr_until, rest_of, run_local_clust
 from shards_fixture import write_pair_shards, write_shards
 from typer.testing import CliRunner
 
-from pipeline.config import Config
 from pipeline.errors import DataError, UsageError
 from train.cli import app
+from train.config import Config
 from train.fit.data import make_dataset
 from train.fit.hooks import Hook, steps_until_boundary
 from train.fit.trainer import run

@@ -90,7 +90,7 @@ def fit(config: ConfigArg = None, set_: SetOpt = None, config_file: ConfigOpt = 
     """Train the generator train.generator.arch names (deblurgan, nafnet or restormer), with a critic when
     train.loss.adversarial > 0; rerunning with the same run_dir resumes from the last checkpoint."""
     with cli_errors():
-        from pipeline.config import load_config
+        from train.config import load_config
 
         cfg = load_config(config_path(config, config_file), set_ or [])  # errors before the slow TF import
         _quiet_tensorflow()
@@ -139,7 +139,7 @@ def evaluate(
     """Full-frame PSNR/SSIM of a generator version on organized A/B pairs (and of the blurred input), one table
     row per dataset."""
     with cli_errors():
-        from pipeline.config import load_config
+        from train.config import load_config
 
         overrides = list(set_ or [])
         if align is not None:
@@ -284,7 +284,7 @@ def versions(
     """Table of generator versions: step, time, scores on a split; marks latest and best. Reads JSON only (no
     TensorFlow for a local run dir)."""
     with cli_errors():
-        from pipeline.config import load_config
+        from train.config import load_config
         from train.run.versions import print_table
 
         run_dir = load_config(config_path(config, config_file), set_ or []).train.run_dir
@@ -301,7 +301,7 @@ def _quiet_tensorflow() -> None:
 def _model(model: str | None, version: str | None, config: Path | None) -> str:
     """The version dir that `--model` / `--version` name (a run dir means a version of it; no --model: the
     config's train.run_dir), resolved before the slow TensorFlow import."""
-    from pipeline.config import load_config
+    from train.config import load_config
     from train.run.versions import resolve_model
 
     version_dir = resolve_model(model or load_config(config).train.run_dir, version)

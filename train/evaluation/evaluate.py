@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from pipeline import fsio, manifest
-from pipeline.config import Config
 from pipeline.console import log, track
 from pipeline.errors import DataError
+from train.config import Config
 from train.evaluation.pair_scores import PairScore, align_for, score_pair, summarize
 from train.run import rundir
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import ValidateConfig
+from train.config import ValidateConfig
 from train.evaluation.evaluate import load_pair, make_batch_predictor, read_split_rows
 from train.evaluation.pair_scores import score_pair, summarize
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.config import OptimizerConfig
+from train.config import OptimizerConfig
 
 
 def schedule_value(o: OptimizerConfig, steps: int, step: float) -> float:

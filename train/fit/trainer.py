@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import Config
 from pipeline.console import log
 from pipeline.errors import ConfigError, DataError
 from train import archs
 from train import stages as stage_plan
 from train.archs.base import CANONICAL_RANGE, to_range
+from train.config import Config
 from train.fit.data import DatasetInfo, find_corrupt_shards, make_dataset, read_dataset_info, stack_replicas
 from train.fit.hooks import Hook, steps_until_boundary
 from train.run import rundir

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.config import TrainConfig
+from train.config import TrainConfig
 
 
 def make_recipe(strategy: Any, t: TrainConfig, policy: str) -> Any:

@@ -11,9 +11,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from pipeline.config import TrainConfig
 from train import archs
 from train.archs.base import CANONICAL_RANGE, to_range
+from train.config import TrainConfig
 from train.fit import losses
 from train.fit.optimizers import make_optimizer
 

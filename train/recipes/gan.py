@@ -19,8 +19,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from pipeline.config import TrainConfig
 from train.archs.critic import build_critic
+from train.config import TrainConfig
 from train.fit import losses
 from train.fit.optimizers import apply, apply_gradients, make_optimizer
 from train.recipes.base import GeneratorRecipe, loss_parts

@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import tensorflow as tf
 
-from pipeline.config import Config, config_to_dict
+from pipeline.config import config_to_dict
 from pipeline.console import log
 from pipeline.errors import DataError, UsageError
+from train.config import Config
 from train.run import rundir
 from train.run.rundir import join
 from train.run.versions import write_json_atomic
