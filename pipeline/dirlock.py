@@ -1,6 +1,8 @@
 """One writer per output directory: a lock file naming the owner (pid, host), refused to a second writer.
 
-`trainctl fit` locks RUN/fit.lock (train.run.runlock), `organize` and `shard` a `.OUT.lock` beside OUT (outlock.py).
+The one lock mechanism of every writer: `organize` and `shard` lock a `.OUT.lock` beside OUT (`OutputLock`, here),
+`trainctl import-weights` the same beside RUN_DIR, `trainctl fit` RUN/fit.lock (train/run/runlock.py: `RunLock`, the
+wording and tf.io.gfile as its remote store). A subclass only words its refusals.
 A lock left by a process that died on this host is taken over with a notice; one from another host never is,
 since we cannot tell whether that process is alive.
 
@@ -11,8 +13,8 @@ crash exactly one wins. Without flock or hard links (some FUSE mounts) it falls 
 
 Object stores have no exclusive create: the lock is written with a random token and read back after
 `REMOTE_SETTLE_S`; of two runs that start together the last writer wins (the store is strongly consistent) and the
-other sees a foreign token and refuses. Remote I/O goes through `pipeline.fsio` (Beam FileSystems); train.run.runlock
-swaps in tf.io.gfile, which the trainer uses for the rest of a run dir.
+other sees a foreign token and refuses. Remote I/O goes through a store: `pipeline.fsio` (Beam FileSystems) by
+default; RunLock passes train.run.rundir (tf.io.gfile), which the trainer uses for the rest of a run dir.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import socket
 import time
 import uuid
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
-from pipeline import fsio
+from pipeline import fsio, interrupts
 from pipeline.console import log
 from pipeline.errors import DataError
 
@@ -75,22 +77,59 @@ def _flock(fd: int) -> bool | None:
     return True
 
 
-class DirLock:
-    """Context manager: take the lock file `path`, remove it on exit (only if still ours).
+class Store(Protocol):
+    """Where a remote lock file is read and written (and its dir made, local or remote)."""
 
-    Subclasses word the refusals (`refusal`, `lost`) and may route remote I/O elsewhere (`_remote_*`)."""
+    def read_text(self, path: str) -> str: ...
+    def write_bytes(self, path: str, data: bytes) -> None: ...
+    def remove(self, path: str) -> None: ...  # a missing file is not an error
+    def makedirs(self, path: str) -> None: ...
+
+
+class FsioStore:
+    """The default Store: pipeline.fsio (Beam FileSystems for gs://, s3://; the OS for local paths)."""
+
+    @staticmethod
+    def read_text(path: str) -> str:
+        return fsio.read_bytes(path).decode("utf-8")
+
+    @staticmethod
+    def write_bytes(path: str, data: bytes) -> None:
+        fsio.write_bytes(path, data)
+
+    @staticmethod
+    def remove(path: str) -> None:
+        fsio.delete_file(path, missing_ok=True)
+
+    @staticmethod
+    def makedirs(path: str) -> None:
+        try:
+            fsio.makedirs(path)
+        except FileExistsError:  # a file where the directory should be
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+
+
+class DirLock:
+    """Context manager: take the lock file `path`, remove it on exit (only if still ours). SIGINT / SIGTERM are
+    held back while it is taken and released (a signal between creating the file and holding it would strand it).
+
+    Subclasses word the refusals: `refusal_text` and `lost_text`, formatted with `who` (the other owner) and `lock`
+    (this object), after the lock's path."""
 
     what = "lock"  # in "could not take the {what}"
+    refusal_text = "in use by {who} (delete the lock file only if that process is gone)"
+    lost_text = "the lock was taken over by {who}; stopping"
 
-    def __init__(self, path: str, **extra: str) -> None:
+    def __init__(self, path: str, command: str | None = None, store: Store = FsioStore()) -> None:
         self.path = str(path)
         self.remote = fsio.is_remote(self.path)
+        self.store = store
         self.owner: dict[str, Any] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "pidns": pid_namespace(),
             "token": uuid.uuid4().hex,
-            **extra,
+            **({"command": command} if command else {}),
         }
         self.held = False
         self._fd: int | None = None  # local: the open lock file whose flock we hold
@@ -107,34 +146,19 @@ class DirLock:
         return f"{command} (pid {pid} on {host})" if command else f"pid {pid} on {host}"
 
     def refusal(self, other: dict[str, Any]) -> str:
-        return f"{self.path}: in use by {self.who(other)} (delete the lock file only if that process is gone)"
+        return f"{self.path}: " + self.refusal_text.format(who=self.who(other), lock=self)
 
     def lost(self, other: dict[str, Any]) -> str:
-        return f"{self.path}: the lock was taken over by {self.who(other)}; stopping"
+        return f"{self.path}: " + self.lost_text.format(who=self.who(other), lock=self)
 
-    # ---- I/O: local through the OS, remote through fsio (overridden by train.run.runlock) --------------------------
-
-    def _remote_read(self) -> str:
-        return fsio.read_bytes(self.path).decode("utf-8")
-
-    def _remote_write(self, data: bytes) -> None:
-        fsio.write_bytes(self.path, data)
-
-    def _remote_remove(self) -> None:
-        fsio.delete_file(self.path, missing_ok=True)
-
-    def _makedirs(self, path: str) -> None:
-        try:
-            fsio.makedirs(path)
-        except FileExistsError:  # a file where the directory should be
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+    # ---- I/O: local through the OS, remote (and making the lock's dir) through the store ------------------
 
     def _settle(self) -> None:
         time.sleep(REMOTE_SETTLE_S)
 
     def _remove(self) -> None:
         if self.remote:
-            self._remote_remove()
+            self.store.remove(self.path)
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.path)
@@ -146,7 +170,7 @@ class DirLock:
     def _read(self) -> dict[str, Any]:
         try:
             if self.remote:
-                text = self._remote_read()
+                text = self.store.read_text(self.path)
             else:
                 with open(self.path, encoding="utf-8") as fh:
                     text = fh.read()
@@ -268,7 +292,7 @@ class DirLock:
         for _ in range(3):
             other = self._read()
             if not other:
-                self._remote_write(self._content())
+                self.store.write_bytes(self.path, self._content())
                 self._settle()
                 other = self._read()
                 if other.get("token") == self.owner["token"]:
@@ -283,7 +307,7 @@ class DirLock:
         raise DataError(f"{self.path}: could not take the {self.what}")
 
     def acquire(self) -> None:
-        self._makedirs(fsio.split(self.path)[0])
+        self.store.makedirs(fsio.split(self.path)[0])
         if self.remote:
             self._acquire_remote()
         else:
@@ -304,18 +328,49 @@ class DirLock:
             raise DataError(self.lost(other))
 
     def release(self) -> None:
-        if self.held and self._read().get("token") == self.owner["token"]:
-            self._remove()  # while still holding the flock: nobody takes over a file being removed
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self.held = False
+        with interrupts.deferred():
+            if self.held and self._read().get("token") == self.owner["token"]:
+                self._remove()  # while still holding the flock: nobody takes over a file being removed
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self.held = False
 
     def __enter__(self) -> DirLock:
-        self.acquire()
+        try:
+            with interrupts.deferred():
+                self.acquire()
+        except BaseException:  # a signal held back until the lock was taken: the with-block never runs
+            self.release()
+            raise
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def lock_path(out: str) -> str:
+    """`PARENT/.NAME.lock` for OUT = `PARENT/NAME` (a local OUT resolved first: every spelling shares one lock).
+    Beside OUT, not in it, because shard publishes OUT by renaming a staging dir into place (publish.py)."""
+    if not fsio.is_remote(out):
+        out = os.path.realpath(out)
+    parent, name = fsio.split(out)
+    return fsio.join(parent, f".{name}.lock")
+
+
+class OutputLock(DirLock):
+    """One `TOOL COMMAND` at a time writes OUT (two organizes would race on the same temp names, and of two shards
+    the second would silently replace the first's dataset); a second is refused naming the first."""
+
+    what = "output dir lock"
+    refusal_text = (
+        "{lock.out} is being written by {who}; wait for it to finish or choose another --out (delete the lock "
+        "file only if that run is gone)"
+    )
+    lost_text = "the lock on {lock.out} was taken over by {who} during this run; nothing published"
+
+    def __init__(self, out: str, command: str, tool: str = "gopro-prep") -> None:
+        super().__init__(lock_path(str(out)), command=f"{tool} {command}")
+        self.out = str(out)

@@ -6,7 +6,7 @@ checked cheaply from its image headers; `verify_plan()` optionally decodes every
 links the good pairs into OUT under their source's suffix (never transcoded), writes manifest.jsonl and
 rejected.jsonl atomically and removes stale outputs. Several datasets may share one OUT: a run replaces only its
 own source's rows (out_merge.py). RAW is only ever read. Rerunning is idempotent; a run holds OUT's lock
-(outlock.py), so two never write one OUT at once.
+(pipeline/dirlock.py), so two never write one OUT at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline import manifest
 from pipeline.config import OrganizeConfig
 from pipeline.console import log, track
+from pipeline.dirlock import OutputLock
 from pipeline.errors import DataError, UsageError
 from pipeline.imageheader import is_image_name
 from pipeline.layouts import LAYOUTS, LayoutArgs, Pair, Plan, Reject, choose
@@ -26,7 +27,6 @@ from pipeline.layouts.base import reject_summary
 from pipeline.linking import Linker
 from pipeline.manifest import TMP_MARK
 from pipeline.out_merge import Merge, check_roots, manifest_row, merge, reject_row
-from pipeline.outlock import OutputLock
 
 __all__ = ["Pair", "Plan", "Reject", "apply", "check_out", "plan", "plan_args", "run", "verify_plan"]
 

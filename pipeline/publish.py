@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from pipeline import fsio
 from pipeline.console import log
+from pipeline.dirlock import pid_alive
 from pipeline.errors import UsageError
 
 TMP_TAG = ".tmp-"
@@ -28,19 +29,12 @@ def owner_tag() -> str:
 
 
 def _owner_alive(tag: str) -> bool:
-    """Whether the process that made a staging dir may still run (unknown hosts count as alive)."""
+    """Whether the process that made a staging dir (`HOST-PID`) may still run (unknown hosts count as alive; our
+    own pid means a dead earlier run whose pid was reused)."""
     host, _, pid = tag.rpartition("-")
     if host != socket.gethostname() or not pid.isdigit():
         return True
-    if int(pid) == os.getpid():
-        return False  # our own pid: a dead earlier run whose pid was reused
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return int(pid) != os.getpid() and pid_alive(int(pid))
 
 
 def recover(out: str) -> None:

@@ -41,9 +41,9 @@ from pipeline.beam_runner import (
 from pipeline.config import ShardConfig
 from pipeline.console import debug_enabled, log
 from pipeline.dataset_info import DATASET_FILE
+from pipeline.dirlock import OutputLock
 from pipeline.errors import DataError, UsageError
 from pipeline.manifest import MANIFEST_FILE, ManifestSummary, Pair, parse_manifest_line, summarize_manifest
-from pipeline.outlock import OutputLock
 from pipeline.records import FORMAT_VERSION
 from pipeline.shard_plan import REJECTED_FILE, assign_shards, check_crop, is_shards_dir_entry, shard_count
 from pipeline.shard_writer import CropParams, write_metadata, write_shard

@@ -322,6 +322,26 @@ def start_together(procs: list[subprocess.Popen], timeout: float = 120) -> list[
     return [read_until(p, lambda line: True, timeout, "stdout")[-1].strip() for p in procs]
 
 
+def race(script: str, arg: str, count: int) -> list[str]:
+    """Run `count` copies of `script` (python -c, with `arg`) released together (`start_together`), then close
+    and reap them; the first word each printed, sorted (e.g. ["held", "refused"])."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, arg],
+            cwd=ROOT,
+            env=env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        return sorted(line.split(" ", 1)[0] for line in start_together(procs))
+    finally:
+        close_and_reap(procs)
+
+
 def close_and_reap(procs: list[subprocess.Popen], timeout: float = 60) -> None:
     """Close each child's stdin (a child holding something until then lets go) and wait for all; kill any
     still running after `timeout` seconds."""

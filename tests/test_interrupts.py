@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from pipeline.dirlock import OutputLock, lock_path
 from pipeline.interrupts import (
     Terminated,
     children_of,
@@ -18,7 +19,6 @@ from pipeline.interrupts import (
     exit_code,
     signals_as_exceptions,
 )
-from pipeline.outlock import OutputLock, lock_path
 
 
 def test_sigterm_raises_terminated_and_the_handlers_are_restored():

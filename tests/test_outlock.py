@@ -26,9 +26,9 @@ from shard_helpers import IN_PROCESS, shard_cfg
 
 from pipeline import dirlock, fsio, publish, shard
 from pipeline.config import OrganizeConfig
+from pipeline.dirlock import OutputLock, lock_path
 from pipeline.errors import DataError
 from pipeline.organize import run as organize
-from pipeline.outlock import OutputLock, lock_path
 from pipeline.sample import write_sample
 
 HOST = socket.gethostname()

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from fault_helpers import ROOT, TINY_TRAIN, close_and_reap, env, kill_when, run, start_together, trainctl
+from fault_helpers import ROOT, TINY_TRAIN, env, kill_when, race, run, trainctl
 from shards_fixture import write_shards
 from tiny_generators import local_generator
 
+from pipeline import dirlock
 from pipeline.config import load_config
 from pipeline.errors import DataError, UsageError
 from train.config import Config
@@ -139,7 +140,7 @@ def test_remote_versions_count_only_with_meta_and_a_killed_writer_is_cleaned_up(
 
 @pytest.fixture
 def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runlock, "REMOTE_SETTLE_S", 0.01)
+    monkeypatch.setattr(dirlock, "REMOTE_SETTLE_S", 0.01)
 
 
 def dead_pid() -> int:
@@ -177,7 +178,7 @@ def test_remote_lock_lost_to_a_writer_in_the_settle_window_is_refused(
     root = ram_dir()
     path = f"{root}/{runlock.LOCK_FILE}"
     winner = {"pid": 4242, "host": "other-vm", "token": "theirs"}
-    monkeypatch.setattr(runlock.time, "sleep", lambda s: rundir.write_json(path, winner))
+    monkeypatch.setattr(dirlock.time, "sleep", lambda s: rundir.write_json(path, winner))
     with pytest.raises(DataError, match=f"{path}: run dir is in use by pid 4242 on other-vm"):
         runlock.RunLock(root).acquire()
     assert json.loads(rundir.read_text(path)) == winner
@@ -213,8 +214,9 @@ def test_a_remote_lock_from_another_pid_namespace_is_not_judged_by_pid(quick_set
 RACE = """
 import sys
 from pipeline.errors import DataError, UsageError
+from pipeline import dirlock
 from train.run import rundir, runlock
-runlock.REMOTE_SETTLE_S = 0.5
+dirlock.REMOTE_SETTLE_S = 0.5
 rundir.exists(sys.argv[1])  # TensorFlow imported before the start line, not inside the race
 print("ready", flush=True)
 sys.stdin.readline()  # every racer is released at once
@@ -232,21 +234,7 @@ except DataError as exc:
 @pytest.mark.slow
 def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None:
     url = f"file://{tmp_path}/run"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACE, url],
-            cwd=ROOT,
-            env=env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    try:
-        outs = sorted(line.split(" ", 1)[0] for line in start_together(procs))
-    finally:
-        close_and_reap(procs)
+    outs = race(RACE, url, 2)
     assert outs == ["held", "refused"]
     assert not (tmp_path / "run" / runlock.LOCK_FILE).exists()
 
@@ -258,7 +246,7 @@ def test_two_processes_racing_for_a_remote_lock_one_wins(tmp_path: Path) -> None
 def test_fit_on_a_remote_run_dir_resumes_exactly_and_serves(
     shards: Path, tmp_path: Path, organized_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runlock, "REMOTE_SETTLE_S", 0.01)
+    monkeypatch.setattr(dirlock, "REMOTE_SETTLE_S", 0.01)
     root = ram_dir()
     first = fit(tiny(shards, root, steps=2))
     resumed = fit(tiny(shards, root, steps=4))

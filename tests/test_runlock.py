@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fault_helpers import ROOT, close_and_reap, env, start_together
+from fault_helpers import race
 
 from pipeline.errors import DataError
 from train.run.runlock import LOCK_FILE, RunLock, pid_alive
@@ -78,21 +78,7 @@ def test_two_fits_taking_over_the_same_stale_lock_at_once_one_wins(tmp_path: Pat
         run_dir = tmp_path / f"r{round_}"
         run_dir.mkdir()
         (run_dir / LOCK_FILE).write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", TAKEOVER, str(run_dir)],
-                cwd=ROOT,
-                env=env(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(3)
-        ]
-        try:
-            outs = sorted(line.split(" ", 1)[0] for line in start_together(procs))
-        finally:
-            close_and_reap(procs)
+        outs = race(TAKEOVER, str(run_dir), 3)
         assert outs == ["held", "refused", "refused"], (round_, outs)
         assert not (run_dir / LOCK_FILE).exists()
 

@@ -71,7 +71,7 @@ def build_from_state(state: State, arch: str = "auto") -> tuple[archs.Arch, Any,
 def import_weights(file: str, out: str, arch: str = "auto", train_size: int = 256, key: str = "auto") -> str:
     """Write `out`/generator/v0001 from the checkpoint `file`; returns the version dir."""
     from pipeline import publish
-    from pipeline.outlock import OutputLock
+    from pipeline.dirlock import OutputLock
     from train.run.rundir import join, name
     from train.run.versions import write_version
 
