@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -55,37 +56,25 @@ def config(recipe: dict, shards: Path, args: argparse.Namespace) -> Config:
     )
 
 
-def bench_ours(recipe: dict, shards: Path, args: argparse.Namespace, policy: str) -> float:
+def start(recipe: dict, shards: Path, args: argparse.Namespace, policy: str) -> Any:
+    """A fresh session in `policy` with the seed fixed; the train section of `recipe`."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     strategy.set_precision(policy)
-    t = config(recipe, shards, args).train
+    return config(recipe, shards, args).train
+
+
+def ours_side(t: Any, policy: str) -> tuple[Any, Any]:
+    """The trainer's compiled steps-per-call function for `t` and its input iterator, traced and warmed up."""
     dist = tf.distribute.get_strategy()
     iterator = iter(stack_replicas(make_dataset(t.data, "train", t.batch_size, t.crop_size, True, seed=0), 1))
     fn = train_function(dist, make_recipe(dist, t, policy))
     fn(iterator, tf.constant(3))  # trace + warm up
-    start = time.perf_counter()
-    _, finite = fn(iterator, tf.constant(args.steps))
-    elapsed = time.perf_counter() - start
-    assert bool(finite)
-    return args.steps * args.batch / elapsed
+    return fn, iterator
 
 
-class _Timer(keras.callbacks.Callback):
-    def __init__(self, warmup: int) -> None:
-        super().__init__()
-        self.warmup, self.start = warmup, 0.0
-
-    def on_train_batch_end(self, batch: int, logs: object = None) -> None:
-        if batch + 1 == self.warmup:
-            self.start = time.perf_counter()
-
-
-def bench_keras_fit(recipe: dict, shards: Path, args: argparse.Namespace, policy: str) -> float:
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    strategy.set_precision(policy)
-    t = config(recipe, shards, args).train
+def keras_side(t: Any, policy: str) -> tuple[Any, Any]:
+    """The same generator, loss and optimizer for Keras: the compiled model and its tf.data batches on [0, 1]."""
     model = archs.build(t.generator)
     step = tf.Variable(0, dtype=tf.int64)  # the same cosine curve (fit's own iteration count drives it here)
     o = t.optimizer
@@ -105,6 +94,30 @@ def bench_keras_fit(recipe: dict, shards: Path, args: argparse.Namespace, policy
     data = make_dataset(t.data, "train", t.batch_size, t.crop_size, True, seed=0).map(
         lambda blur, sharp: ((blur + 1.0) / 2.0, (sharp + 1.0) / 2.0)
     )
+    return model, data
+
+
+def bench_ours(recipe: dict, shards: Path, args: argparse.Namespace, policy: str) -> float:
+    fn, iterator = ours_side(start(recipe, shards, args, policy), policy)
+    began = time.perf_counter()
+    _, finite = fn(iterator, tf.constant(args.steps))
+    elapsed = time.perf_counter() - began
+    assert bool(finite)
+    return args.steps * args.batch / elapsed
+
+
+class _Timer(keras.callbacks.Callback):
+    def __init__(self, warmup: int) -> None:
+        super().__init__()
+        self.warmup, self.start = warmup, 0.0
+
+    def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+        if batch + 1 == self.warmup:
+            self.start = time.perf_counter()
+
+
+def bench_keras_fit(recipe: dict, shards: Path, args: argparse.Namespace, policy: str) -> float:
+    model, data = keras_side(start(recipe, shards, args, policy), policy)
     warmup = 3
     timer = _Timer(warmup)
     model.fit(data, steps_per_epoch=warmup + args.steps, epochs=1, verbose=0, callbacks=[timer])
@@ -116,42 +129,22 @@ def alternate(recipe: dict, shards: Path, args: argparse.Namespace, policy: str)
     rounds: ours one call of the trainer's function, Keras the train function `model.fit` built and calls per
     step (after a short fit as warm-up), on its own distributed iterator. A busy spell of a shared machine then
     hits both sides of a round alike; the median of the rounds' ratios is reported."""
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    strategy.set_precision(policy)
-    t = config(recipe, shards, args).train
-    dist = tf.distribute.get_strategy()
-    ours_it = iter(stack_replicas(make_dataset(t.data, "train", t.batch_size, t.crop_size, True, seed=0), 1))
-    fn = train_function(dist, make_recipe(dist, t, policy))
-    fn(ours_it, tf.constant(3))
-    model = archs.build(t.generator)
-    o = t.optimizer
-    rate = learning_rate_fn(o, t.steps, tf.Variable(0, dtype=tf.int64))
-    optimizer = keras.optimizers.AdamW(
-        rate, weight_decay=o.weight_decay, beta_1=o.beta_1, beta_2=o.beta_2, global_clipnorm=o.clip_norm
-    )
-
-    def loss(sharp01: tf.Tensor, restored01: tf.Tensor) -> tf.Tensor:
-        sharp, restored = sharp01 * 2.0 - 1.0, tf.cast(restored01, tf.float32) * 2.0 - 1.0
-        return tf.reduce_mean(losses.restoration_loss(None, sharp, None, restored, t.loss)["generator"])
-
-    model.compile(optimizer=optimizer, loss=loss)
-    data = make_dataset(t.data, "train", t.batch_size, t.crop_size, True, seed=0).map(
-        lambda blur, sharp: ((blur + 1.0) / 2.0, (sharp + 1.0) / 2.0)
-    )
+    t = start(recipe, shards, args, policy)
+    fn, ours_it = ours_side(t, policy)
+    model, data = keras_side(t, policy)
     model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # traces fit's train function
     keras_it = iter(model.distribute_strategy.experimental_distribute_dataset(data))
     ratios, best_ours, best_keras = [], 0.0, 0.0
     for _ in range(args.alternate):
-        start = time.perf_counter()
+        began = time.perf_counter()
         _, finite = fn(ours_it, tf.constant(args.steps))
         assert bool(finite)
-        ours = args.steps * args.batch / (time.perf_counter() - start)
-        start = time.perf_counter()
+        ours = args.steps * args.batch / (time.perf_counter() - began)
+        began = time.perf_counter()
         for _ in range(args.steps):
             logs = model.train_function(keras_it)
         float(logs["loss"])  # done: the step ran to its loss
-        fit = args.steps * args.batch / (time.perf_counter() - start)
+        fit = args.steps * args.batch / (time.perf_counter() - began)
         ratios.append(ours / fit)
         best_ours, best_keras = max(best_ours, ours), max(best_keras, fit)
     ratios.sort()
