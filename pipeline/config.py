@@ -113,7 +113,12 @@ def _user_path(loc: tuple[Any, ...], data: Any) -> list[Any]:
         if isinstance(node, dict) and part not in node and i < len(loc) - 1:
             continue
         path.append(part)
-        node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
     return path
 
 
